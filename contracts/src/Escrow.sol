@@ -37,6 +37,9 @@ contract Escrow is EscrowLedger, EIP712, Ownable2Step, Multicall {
     mapping(uint64 batchId => BatchRoot) private _roots;
     mapping(address account => mapping(uint256 wordPos => uint256)) private _bidStates;
     mapping(bytes32 bidDigest => Payment) private _payments;
+    /// @dev The lease leaf each open lease was locked with. Written only for leases that outlive the call that
+    /// locked them: a lease locked and closed in one call is bound by that call alone.
+    mapping(bytes32 bidDigest => bytes32 leaf) private _lockedLeaves;
 
     /// @param withdrawalNotice_ Seconds a withdrawal waits; must exceed `lockWindow_`, so funds a root committed
     /// are still there when the lease is locked.
@@ -102,7 +105,9 @@ contract Escrow is EscrowLedger, EIP712, Ownable2Step, Multicall {
             SignedLease calldata lease = leases[i];
             bytes32 digest = _verifyBid(lease, committed.postedAt);
             checkedProvider = _lock(batchId, lease, digest, checkedProvider);
-            leaves[i] = _leaf(LeaseLeaf.KIND_LEASE, batchId, lease, digest, 0);
+            bytes32 leaf = _leaf(LeaseLeaf.KIND_LEASE, batchId, lease, digest, 0);
+            _lockedLeaves[digest] = leaf;
+            leaves[i] = leaf;
         }
         _verifyMultiProof(batchId, committed.root, proof, leaves);
     }
@@ -162,6 +167,11 @@ contract Escrow is EscrowLedger, EIP712, Ownable2Step, Multicall {
     }
 
     /// @inheritdoc IEscrow
+    function lockedLeaf(bytes32 digest) external view returns (bytes32) {
+        return _lockedLeaves[digest];
+    }
+
+    /// @inheritdoc IEscrow
     function bidDigest(Bid calldata bid) external view returns (bytes32) {
         return _hashTypedDataV4(OrderHashes.hash(bid));
     }
@@ -212,8 +222,8 @@ contract Escrow is EscrowLedger, EIP712, Ownable2Step, Multicall {
         return checkedProvider;
     }
 
-    /// @dev One lease of {settleLeases}: locks it first if it is still open, settles it, and returns its lease and
-    /// usage leaves for the multiproofs.
+    /// @dev One lease of {settleLeases}: locks it first if it is still open (checking its signature), or checks
+    /// that it presents the leaf it was locked with; settles it; returns its lease and usage leaves.
     function _settleLease(
         uint64 batchId,
         uint64 startedAt,
@@ -221,18 +231,24 @@ contract Escrow is EscrowLedger, EIP712, Ownable2Step, Multicall {
         Usage calldata usage,
         address checkedProvider
     ) private returns (bytes32 leaseLeafHash, bytes32 usageLeafHash, address) {
-        bytes32 digest = _verifyBid(lease, startedAt);
+        bytes32 digest;
         BidState state = _bidStates[lease.bid.buyer].get(lease.bid.nonce);
         if (state == BidState.Open) {
             // Lock and settle in one call: the withdrawal notice protects a lease for its lock window.
+            digest = _verifyBid(lease, startedAt);
             _requireLockWindowOpen(batchId, startedAt);
             checkedProvider = _lock(batchId, lease, digest, checkedProvider);
+            leaseLeafHash = _leaf(LeaseLeaf.KIND_LEASE, batchId, lease, digest, 0);
+            if (!usage.isFinal) _lockedLeaves[digest] = leaseLeafHash;
             state = BidState.Locked;
         } else if (state == BidState.Closed) {
             revert BidNotInState(lease.bid.buyer, lease.bid.nonce, state);
+        } else {
+            digest = _hashTypedDataV4(OrderHashes.hash(lease.bid));
+            leaseLeafHash = _requireLockedLeaf(batchId, lease, digest);
+            if (usage.isFinal) delete _lockedLeaves[digest];
         }
         _settle(lease, digest, state, usage, startedAt);
-        leaseLeafHash = _leaf(LeaseLeaf.KIND_LEASE, batchId, lease, digest, 0);
         uint8 kind = usage.isFinal ? LeaseLeaf.KIND_FINAL_USAGE : LeaseLeaf.KIND_USAGE;
         usageLeafHash = _leaf(kind, batchId, lease, digest, usage.usedGpuSeconds);
         return (leaseLeafHash, usageLeafHash, checkedProvider);
@@ -288,12 +304,13 @@ contract Escrow is EscrowLedger, EIP712, Ownable2Step, Multicall {
     /// @dev One lease of {reclaimLeases}: closes it after its settle window and refunds what was not paid.
     function _reclaimLease(uint64 batchId, uint64 startedAt, SignedLease calldata lease) private returns (bytes32) {
         Bid calldata bid = lease.bid;
-        bytes32 digest = _verifyBid(lease, startedAt);
         mapping(uint256 => uint256) storage states = _bidStates[bid.buyer];
         BidState state = states.get(bid.nonce);
         if (state != BidState.Locked && state != BidState.PartiallySettled) {
             revert BidNotInState(bid.buyer, bid.nonce, state);
         }
+        bytes32 digest = _hashTypedDataV4(OrderHashes.hash(bid));
+        bytes32 leaf = _requireLockedLeaf(batchId, lease, digest);
         uint64 reclaimableAt = startedAt + bid.duration + settleWindow;
         if (block.timestamp < reclaimableAt) revert LeaseReclaimTooEarly(lease.leaseId, reclaimableAt);
         uint256 paid;
@@ -301,11 +318,22 @@ contract Escrow is EscrowLedger, EIP712, Ownable2Step, Multicall {
             paid = _payments[digest].amount;
             delete _payments[digest];
         }
+        delete _lockedLeaves[digest];
         states.set(bid.nonce, BidState.Closed);
         uint256 refunded = LeaseMath.reservation(bid) - paid;
         _release(bid.buyer, lease.provider, 0, refunded);
         emit LeaseReclaimed(lease.leaseId, refunded);
-        return _leaf(LeaseLeaf.KIND_LEASE, batchId, lease, digest, 0);
+        return leaf;
+    }
+
+    /// @dev The lease leaf of `lease` in batch `batchId`, which must be the leaf its bid was locked with.
+    function _requireLockedLeaf(uint64 batchId, SignedLease calldata lease, bytes32 digest)
+        private
+        view
+        returns (bytes32 leaf)
+    {
+        leaf = _leaf(LeaseLeaf.KIND_LEASE, batchId, lease, digest, 0);
+        if (_lockedLeaves[digest] != leaf) revert LeaseTermsMismatch(lease.leaseId, digest);
     }
 
     function _batchRoot(uint64 batchId) private view returns (BatchRoot memory committed) {

@@ -89,9 +89,11 @@ abstract contract EscrowLedger is IEscrow, ReentrancyGuardTransient {
         token.safeTransferFrom(msg.sender, address(this), amount);
         uint256 received = token.balanceOf(address(this)) - before;
         Account storage entry = _accounts[account];
-        // The escrow's balance bounds every entry, and a 128-bit total supply bounds the balance in practice;
-        // the checked add reverts rather than wraps if a token exceeds it.
-        entry.available = uint128(uint256(entry.available) + received);
+        // The escrow's balance bounds every entry, and a 128-bit total supply bounds the balance in practice; a
+        // token that exceeds it is refused here rather than truncated by the cast.
+        uint256 credited = uint256(entry.available) + received;
+        if (credited > type(uint128).max) revert EscrowInvalidAmount(received);
+        entry.available = uint128(credited);
         emit Deposited(account, received);
     }
 

@@ -12,7 +12,8 @@ import {IProviderRegistry} from "./IProviderRegistry.sol";
 /// Buyers deposit the settlement token; from then on money moves between ledger entries only, and tokens leave
 /// only by a withdrawal that waits `withdrawalNotice`. The matcher (the operator) posts one Merkle root per batch.
 /// A lease committed in a root is locked by presenting the buyer's signed bid and the lease leaf's proof: the
-/// bid's nonce is consumed and its full cost at the price cap is reserved. Usage leaves in later roots pay the
+/// bid's nonce is consumed, its full cost at the price cap is reserved, and the lease leaf is recorded so that
+/// no other leaf for the same bid (another payee, another price, an earlier start) can ever settle it. Usage leaves in later roots pay the
 /// provider for proven GPU-seconds; the final usage leaf closes the lease and returns the rest to the buyer.
 /// Every call takes many leases, proven together by one multiproof.
 ///
@@ -22,7 +23,8 @@ import {IProviderRegistry} from "./IProviderRegistry.sol";
 interface IEscrow {
     /// @notice A lease as the market agreed it: the buyer's signed bid plus the matcher's terms.
     /// @param bid The buyer's order, exactly as signed.
-    /// @param r The signature's r, EIP-2098 compact form.
+    /// @param r The signature's r, EIP-2098 compact form. Checked whenever the call locks the lease; once it is
+    /// locked the stored leaf binds the terms and the signature may be left zero.
     /// @param vs The signature's s with v folded into its top bit (EIP-2098).
     /// @param leaseId The matcher's id for the lease, unique across the market.
     /// @param provider The provider that sells the lease and is paid for it.
@@ -123,6 +125,8 @@ interface IEscrow {
     error SettlementUsageDecreased(uint64 leaseId, uint64 usedGpuSeconds, uint64 paidGpuSeconds);
     /// @notice Paying the usage would exceed the lease's reservation.
     error SettlementExceedsLocked(uint64 leaseId, uint256 payout, uint256 reserved);
+    /// @notice The lease terms presented are not the ones the bid was locked with (another leaf for the same bid).
+    error LeaseTermsMismatch(uint64 leaseId, bytes32 bidDigest);
     /// @notice The lease can be reclaimed only after its end plus the settle window.
     error LeaseReclaimTooEarly(uint64 leaseId, uint64 reclaimableAt);
 
@@ -198,8 +202,9 @@ interface IEscrow {
     function lockLeases(uint64 batchId, SignedLease[] calldata leases, MultiProof calldata proof) external;
 
     /// @notice Pays leases of batch `batchId` for the usage that batch `usageBatchId` committed. Proves each lease
-    /// leaf against `batchId`'s root and each usage leaf against `usageBatchId`'s; a final usage leaf closes its
-    /// lease and refunds the buyer. A lease still open within the lock window is locked in the same call.
+    /// leaf against `batchId`'s root and each usage leaf against `usageBatchId`'s; a locked lease must present the
+    /// leaf it was locked with. A final usage leaf closes its lease and refunds the buyer. A lease still open
+    /// within the lock window is locked in the same call (its signature is then checked).
     function settleLeases(
         uint64 batchId,
         uint64 usageBatchId,
@@ -210,7 +215,8 @@ interface IEscrow {
     ) external;
 
     /// @notice Closes locked leases of `batchId` that nobody settled to the end within `settleWindow` after they
-    /// ended: the provider keeps what was paid, the buyer gets the rest back.
+    /// ended: the provider keeps what was paid, the buyer gets the rest back. Each lease must present the leaf it
+    /// was locked with, which binds its terms; signatures are not needed and `proof` must rebuild the root.
     function reclaimLeases(uint64 batchId, SignedLease[] calldata leases, MultiProof calldata proof) external;
 
     // --- views --------------------------------------------------------------------------------------------------
@@ -227,6 +233,9 @@ interface IEscrow {
     function pendingWithdrawal(address account) external view returns (Withdrawal memory);
     function bidState(address account, uint256 nonce) external view returns (BidState);
     function paymentOf(bytes32 bidDigest) external view returns (Payment memory);
+    /// @notice The lease leaf a bid is locked with while its lease is open (zero otherwise): settlement and
+    /// reclaim accept only this leaf's terms for the bid.
+    function lockedLeaf(bytes32 bidDigest) external view returns (bytes32);
     /// @notice The EIP-712 digest a buyer signs for `bid` under this contract's domain.
     function bidDigest(Bid calldata bid) external view returns (bytes32);
     /// @notice The settlement-tree leaf hash of a lease (`kind` 0) or of its usage (`kind` 1 or 2).

@@ -9,10 +9,10 @@ import {Bid} from "./Orders.sol";
 library LeaseMath {
     uint256 internal constant SECONDS_PER_HOUR = 3600;
 
-    /// @notice Cost of `gpuSeconds` at `pricePerGpuHour`. Monotone in both arguments, so a cumulative usage figure
+    /// @notice Cost of `usedGpuSeconds` at `pricePerGpuHour`. Monotone in both arguments, so a cumulative usage figure
     /// paid in steps never pays more than its final cost.
-    function cost(uint256 gpuSeconds, uint256 pricePerGpuHour) internal pure returns (uint256) {
-        return gpuSeconds * pricePerGpuHour / SECONDS_PER_HOUR;
+    function cost(uint256 usedGpuSeconds, uint256 pricePerGpuHour) internal pure returns (uint256) {
+        return usedGpuSeconds * pricePerGpuHour / SECONDS_PER_HOUR;
     }
 
     /// @notice GPU-seconds the bid buys when it runs for its whole duration.

@@ -1,4 +1,4 @@
-"""Gas a lease costs on-chain, measured from real transactions on Anvil (calldata and the 21,000 base included).
+"""Gas a lease costs on-chain, from real transactions on Anvil (calldata and the 21,000 base included).
 
 For 1, 10 and 100 leases in one call it deploys the market, signs bids with real keys, posts the settlement
 roots and sends, as a provider would:
@@ -17,7 +17,6 @@ import argparse
 import logging
 import sys
 import time
-from dataclasses import dataclass
 
 from eth_account import Account
 
@@ -27,10 +26,12 @@ from gpuspot.protocol import (
     Bid,
     Eip712Domain,
     SettlementLeaf,
+    SignedLease,
     lease_leaf,
+    lock_call,
     product_id,
-    settle_multiproofs,
-    settlement_multiproof,
+    reclaim_call,
+    settle_call,
     settlement_tree,
     sign,
 )
@@ -41,17 +42,6 @@ GPUS = 1
 DURATION = 3_600
 PARAMS = MarketParameters(min_stake=1_000_000, exit_delay=86_400, withdrawal_notice=7_200,
                           lock_window=3_700, settle_window=600)
-
-
-@dataclass
-class Lease:
-    bid: Bid
-    signature: tuple[bytes, bytes]
-    leaf: SettlementLeaf
-
-    def abi(self, *, with_signature: bool = True) -> tuple:
-        r, vs = self.signature if with_signature else (b"\0" * 32, b"\0" * 32)
-        return (self.bid.abi_values(), r, vs, self.leaf.lease_id, self.leaf.provider, PRICE)
 
 
 class Bench:
@@ -80,7 +70,7 @@ class Bench:
             self.escrow.depositFor(key.address, amount, sender=self.funder)
         return keys
 
-    def leases(self, buyers: list, count: int) -> tuple[int, list[Lease]]:
+    def leases(self, buyers: list, count: int) -> tuple[int, list[SignedLease]]:
         self.batch += 1
         out = []
         for i in range(count):
@@ -93,7 +83,7 @@ class Bench:
                       expiry=self.chain.pending_timestamp + 86_400)
             leaf = lease_leaf(bid, self.domain, batch_id=self.batch, lease_id=self.lease_id,
                               provider=self.provider.address, price_per_gpu_hour=PRICE)
-            out.append(Lease(bid, sign(bid, key.key, self.domain).compact(), leaf))
+            out.append(SignedLease(bid, sign(bid, key.key, self.domain).compact(), leaf))
         return self.batch, out
 
     def post(self, batch: int, leaves: list[SettlementLeaf]) -> tuple[int, int]:
@@ -102,30 +92,17 @@ class Bench:
         receipt = self.escrow.postRoot(batch, tree.root, sender=self.funder)
         return int(self.escrow.batchRoot(batch).postedAt), receipt.gas_used
 
-    def lock(self, batch: int, leases: list[Lease]):
-        proof = settlement_multiproof(self.trees[batch], [lease.leaf for lease in leases])
-        by_id = {lease.leaf.lease_id: lease for lease in leases}
-        ordered = [by_id[leaf.lease_id] for leaf in proof.leaves]
-        return self.escrow.lockLeases(batch, [x.abi() for x in ordered], (proof.proof, proof.proof_flags),
-                                      sender=self.provider)
+    def lock(self, batch: int, leases: list[SignedLease]):
+        return self.escrow.lockLeases(batch, *lock_call(self.trees[batch], leases), sender=self.provider)
 
-    def settle(self, batch: int, usage_batch: int, leases: list[Lease], usages: list[SettlementLeaf], *,
+    def settle(self, batch: int, usage_batch: int, leases: list[SignedLease], usages: list[SettlementLeaf], *,
                signed: bool):
-        lease_proof, usage_proof = settle_multiproofs(self.trees[batch], self.trees[usage_batch], usages)
-        by_id = {lease.leaf.lease_id: lease for lease in leases}
-        ordered = [by_id[leaf.lease_id] for leaf in usage_proof.leaves]
-        return self.escrow.settleLeases(
-            batch, usage_batch, [x.abi(with_signature=signed) for x in ordered],
-            [(leaf.used_gpu_seconds, leaf.kind == 2) for leaf in usage_proof.leaves],
-            (lease_proof.proof, lease_proof.proof_flags), (usage_proof.proof, usage_proof.proof_flags),
-            sender=self.provider)
+        args = settle_call(self.trees[batch], self.trees[usage_batch], list(zip(leases, usages, strict=True)),
+                           with_signatures=signed)
+        return self.escrow.settleLeases(batch, usage_batch, *args, sender=self.provider)
 
-    def reclaim(self, batch: int, leases: list[Lease]):
-        proof = settlement_multiproof(self.trees[batch], [lease.leaf for lease in leases])
-        by_id = {lease.leaf.lease_id: lease for lease in leases}
-        ordered = [by_id[leaf.lease_id] for leaf in proof.leaves]
-        return self.escrow.reclaimLeases(batch, [x.abi(with_signature=False) for x in ordered],
-                                         (proof.proof, proof.proof_flags), sender=self.funder)
+    def reclaim(self, batch: int, leases: list[SignedLease]):
+        return self.escrow.reclaimLeases(batch, *reclaim_call(self.trees[batch], leases), sender=self.funder)
 
     def warp(self, timestamp: int) -> None:
         self.chain.pending_timestamp = timestamp
@@ -160,8 +137,12 @@ class Bench:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="1,10,100", help="leases per call, comma-separated (default 1,10,100)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--sizes", default="1,10,100", help="leases per call, comma-separated (default 1,10,100)"
+    )
     args = parser.parse_args(argv)
     sizes = [int(x) for x in args.sizes.split(",")]
     logging.getLogger("ape").setLevel(logging.WARNING)
@@ -186,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append((scenario, n, gas))
 
     print(f"\nLease gas on Anvil (real transactions; {GPUS} GPU x {DURATION}s leases, one provider)\n")
-    print(f"| buyers | leases/call | postRoot | lock | settle (locked) | lock+settle | reclaim |"
-          f" per lease: lock + settle | per lease: one call |")
+    print("| buyers | leases/call | postRoot | lock | settle (locked) | lock+settle | reclaim |"
+          " per lease: lock + settle | per lease: one call |")
     print("|---|---|---|---|---|---|---|---|---|")
     for scenario, n, g in rows:
         two = (g["lock"] + g["settle (locked)"]) / n

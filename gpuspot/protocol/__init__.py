@@ -5,8 +5,10 @@ byte for byte, as pure functions over plain data (no I/O).
 - `orders`: bids and asks as EIP-712 typed data: validation, digests, signatures, canonical JSON.
 - `merkle`: OpenZeppelin's `StandardMerkleTree`, ported exactly (proofs, multiproofs, dumps).
 - `leaves`: settlement leaves and the canonical settlement tree the escrow verifies against.
+- `calls`: the arguments of the escrow's lock, settle and reclaim calls, in multiproof order.
 """
 
+from gpuspot.protocol.calls import SignedLease, lock_call, multiproof_args, reclaim_call, settle_call
 from gpuspot.protocol.errors import (
     AbiEncodingError,
     InvalidLeafError,
@@ -54,6 +56,11 @@ from gpuspot.protocol.orders import (
 from gpuspot.protocol.products import product_id
 
 __all__ = [
+    "SignedLease",
+    "lock_call",
+    "multiproof_args",
+    "reclaim_call",
+    "settle_call",
     "ASK_TYPE",
     "ASK_TYPEHASH",
     "BID_TYPE",

@@ -15,13 +15,14 @@ import ape
 from gpuspot.protocol import (
     Bid,
     Eip712Domain,
-    MultiProof,
     SettlementLeaf,
+    SignedLease,
     StandardMerkleTree,
     lease_leaf,
+    lock_call,
     product_id,
-    settle_multiproofs,
-    settlement_multiproof,
+    reclaim_call,
+    settle_call,
     settlement_tree,
     sign,
 )
@@ -35,29 +36,20 @@ DEPOSIT = 1_000_000_000  # 1,000 tUSD
 H100 = product_id("H100-80GB")
 
 
-@dataclass
-class Lease:
-    """A lease as the matcher commits it: the signed bid plus its terms, and its lease leaf."""
+@dataclass(frozen=True)
+class Lease(SignedLease):
+    """A signed lease with the shorthands the tests read."""
 
-    bid: Bid
-    signature: tuple[bytes, bytes]
-    lease_id: int
-    provider: str
-    price: int
-    leaf: SettlementLeaf
+    @property
+    def price(self) -> int:
+        return self.leaf.price_per_gpu_hour
 
-    def abi(self) -> tuple[Any, ...]:
-        """The `IEscrow.SignedLease` tuple."""
-        r, vs = self.signature
-        return (self.bid.abi_values(), r, vs, self.lease_id, self.provider, self.price)
+    @property
+    def provider(self) -> str:
+        return self.leaf.provider
 
     def usage(self, used: int, *, final: bool = False) -> SettlementLeaf:
         return self.leaf.usage(used, final=final)
-
-
-def proof_abi(proof: MultiProof) -> tuple[list[bytes], list[bool]]:
-    """The `IEscrow.MultiProof` tuple."""
-    return (proof.proof, proof.proof_flags)
 
 
 @dataclass
@@ -109,7 +101,7 @@ class Market:
             provider=provider_address,
             price_per_gpu_hour=price,
         )
-        return Lease(bid, signature, lease_id, provider_address, price, leaf)
+        return Lease(bid, signature, leaf)
 
     def post(self, batch_id: int, leaves: Sequence[SettlementLeaf], *, at: int | None = None) -> int:
         """Posts the settlement tree of `leaves` as batch `batch_id`; returns its on-chain post time."""
@@ -126,13 +118,9 @@ class Market:
     def lock(
         self, batch_id: int, leases: Sequence[Lease], *, at: int | None = None, sender: Any = None
     ) -> Any:
-        proof = settlement_multiproof(self.trees[batch_id], [lease.leaf for lease in leases])
-        ordered = self._in_proof_order(leases, proof)
-        if at is not None:
-            self.chain.pending_timestamp = at
-        return self.escrow.lockLeases(
-            batch_id, [lease.abi() for lease in ordered], proof_abi(proof), sender=sender or self.provider
-        )
+        args = lock_call(self.trees[batch_id], leases)
+        self._at(at)
+        return self.escrow.lockLeases(batch_id, *args, sender=sender or self.provider)
 
     def settle(
         self,
@@ -143,36 +131,19 @@ class Market:
         at: int | None = None,
         sender: Any = None,
     ) -> Any:
-        lease_proof, usage_proof = settle_multiproofs(
-            self.trees[batch_id], self.trees[usage_batch_id], [usage for _, usage in usages]
-        )
-        by_id = {lease.lease_id: lease for lease, _ in usages}
-        ordered = [by_id[leaf.lease_id] for leaf in usage_proof.leaves]
-        if at is not None:
-            self.chain.pending_timestamp = at
-        return self.escrow.settleLeases(
-            batch_id,
-            usage_batch_id,
-            [lease.abi() for lease in ordered],
-            [(leaf.used_gpu_seconds, leaf.kind == 2) for leaf in usage_proof.leaves],
-            proof_abi(lease_proof),
-            proof_abi(usage_proof),
-            sender=sender or self.provider,
-        )
+        args = settle_call(self.trees[batch_id], self.trees[usage_batch_id], usages)
+        self._at(at)
+        return self.escrow.settleLeases(batch_id, usage_batch_id, *args, sender=sender or self.provider)
 
     def reclaim(self, batch_id: int, leases: Sequence[Lease], *, at: int | None = None, sender: Any) -> Any:
-        proof = settlement_multiproof(self.trees[batch_id], [lease.leaf for lease in leases])
-        ordered = self._in_proof_order(leases, proof)
-        if at is not None:
-            self.chain.pending_timestamp = at
-        return self.escrow.reclaimLeases(
-            batch_id, [lease.abi() for lease in ordered], proof_abi(proof), sender=sender
-        )
+        args = reclaim_call(self.trees[batch_id], leases)
+        self._at(at)
+        return self.escrow.reclaimLeases(batch_id, *args, sender=sender)
 
-    @staticmethod
-    def _in_proof_order(leases: Sequence[Lease], proof: MultiProof) -> list[Lease]:
-        by_id = {lease.lease_id: lease for lease in leases}
-        return [by_id[leaf.lease_id] for leaf in proof.leaves]
+    def _at(self, timestamp: int | None) -> None:
+        """Makes the next block carry `timestamp` (a reverted transaction still mines its block)."""
+        if timestamp is not None:
+            self.chain.pending_timestamp = timestamp
 
 
 @contextmanager

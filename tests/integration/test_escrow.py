@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 from eth_account import Account
-from market_driver import DEPOSIT, LOCK_WINDOW, SETTLE_WINDOW, WITHDRAWAL_NOTICE, Lease, Market, reverts_with
+from market_driver import DEPOSIT, LOCK_WINDOW, SETTLE_WINDOW, WITHDRAWAL_NOTICE, Market, reverts_with
 
-from gpuspot.protocol import FINAL_USAGE, LEASE, USAGE, Eip712Domain, Signature, digest, typed_data
+from gpuspot.protocol import FINAL_USAGE, LEASE, USAGE, Eip712Domain, Signature, digest, lock_call, typed_data
 
 OPEN, LOCKED, PARTIALLY_SETTLED, CLOSED = 0, 1, 2, 3
 
@@ -38,7 +37,7 @@ def test_bid_digest_and_lease_leaves_match_python(market: Market, escrow, buyer,
         (USAGE, lease.usage(12_345)),
         (FINAL_USAGE, lease.usage(99, final=True)),
     ):
-        on_chain = escrow.leaseLeaf(kind, 7, lease.abi(), leaf.used_gpu_seconds)
+        on_chain = escrow.leaseLeaf(kind, 7, lease.args(), leaf.used_gpu_seconds)
         assert bytes(on_chain) == leaf.hash()
 
 
@@ -207,13 +206,15 @@ def test_lock_rejects_terms_the_root_did_not_commit(market: Market, escrow, buye
     committed = market.lease(market.bid(buyer), buyer, batch_id=1, lease_id=1, price=2_000_000)
     other = market.lease(market.bid(buyer), buyer, batch_id=1, lease_id=2)
     posted = market.post(1, [committed.leaf, other.leaf], at=now)
-    cheaper = Lease(committed.bid, committed.signature, 1, committed.provider, 1_000_000, committed.leaf)
+    leases, proof = lock_call(market.trees[1], [committed])
+    cheaper = leases[0][:5] + (1_000_000,)  # the committed leaf's proof, a lower price than it commits
+    market.chain.pending_timestamp = posted + 1
     with reverts_with(escrow.SettlementInvalidProof, batchId=1):
-        market.lock(1, [cheaper], at=posted + 1)
+        escrow.lockLeases(1, [cheaper], proof, sender=market.provider)
     market.post(2, [committed.usage(0)], at=posted + 2)  # a root without the lease leaf
     market.trees[2] = market.trees[1]
     with reverts_with(escrow.SettlementInvalidProof, batchId=2):
-        escrow.lockLeases(2, [committed.abi()], ([other.leaf.hash()], [False]), sender=market.provider)
+        escrow.lockLeases(2, [committed.args()], ([other.leaf.hash()], [False]), sender=market.provider)
 
 
 def test_settlement_cannot_exceed_the_time_elapsed(market: Market, escrow, buyer, now):
@@ -270,7 +271,7 @@ def test_usage_must_come_from_a_later_batch(market: Market, escrow, buyer, now):
     lease = market.lease(market.bid(buyer), buyer, batch_id=2, lease_id=1)
     market.post(2, [lease.leaf], at=now)
     with reverts_with(escrow.SettlementUsageBatchNotAfterLease, batchId=2, usageBatchId=2):
-        escrow.settleLeases(2, 2, [lease.abi()], [(0, False)], ([], []), ([], []), sender=market.provider)
+        escrow.settleLeases(2, 2, [lease.args()], [(0, False)], ([], []), ([], []), sender=market.provider)
 
 
 def test_a_wallet_signature_of_the_typed_data_locks(market: Market, escrow, buyer, domain, now):

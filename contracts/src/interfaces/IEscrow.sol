@@ -13,8 +13,9 @@ import {IProviderRegistry} from "./IProviderRegistry.sol";
 /// only by a withdrawal that waits `withdrawalNotice`. The matcher (the operator) posts one Merkle root per batch.
 /// A lease committed in a root is locked by presenting the buyer's signed bid and the lease leaf's proof: the
 /// bid's nonce is consumed, its full cost at the price cap is reserved, and the lease leaf is recorded so that
-/// no other leaf for the same bid (another payee, another price, an earlier start) can ever settle it. Usage leaves in later roots pay the
-/// provider for proven GPU-seconds; the final usage leaf closes the lease and returns the rest to the buyer.
+/// no other leaf for the same bid (another payee, another price, an earlier start) can ever settle it. Usage
+/// leaves in later roots pay the provider for proven GPU-seconds; the final usage leaf closes the lease and
+/// returns the rest to the buyer.
 /// Every call takes many leases, proven together by one multiproof.
 ///
 /// What bounds any root: a buyer pays only under a bid the buyer signed for this chain and this contract, at most

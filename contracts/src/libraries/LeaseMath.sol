@@ -9,8 +9,8 @@ import {Bid} from "./Orders.sol";
 library LeaseMath {
     uint256 internal constant SECONDS_PER_HOUR = 3600;
 
-    /// @notice Cost of `usedGpuSeconds` at `pricePerGpuHour`. Monotone in both arguments, so a cumulative usage figure
-    /// paid in steps never pays more than its final cost.
+    /// @notice Cost of `usedGpuSeconds` at `pricePerGpuHour`. Monotone in both arguments, so a cumulative usage
+    /// figure paid in steps never pays more than its final cost.
     function cost(uint256 usedGpuSeconds, uint256 pricePerGpuHour) internal pure returns (uint256) {
         return usedGpuSeconds * pricePerGpuHour / SECONDS_PER_HOUR;
     }

@@ -18,6 +18,8 @@ from market_driver import (
     Market,
 )
 
+from gpuspot.deploy import deploy_market
+from gpuspot.deployment import Deployment, MarketParameters
 from gpuspot.protocol import Eip712Domain
 
 
@@ -52,13 +54,28 @@ def stranger(accounts):
 
 
 @pytest.fixture(scope="module")
-def token(project, owner):
-    return owner.deploy(project.TestStablecoin)
+def deployment(project, chain, owner, operator) -> Deployment:
+    """The market deployed by the same procedure as `ape run deploy`; the owner is also the arbiter."""
+    parameters = MarketParameters(
+        min_stake=MIN_STAKE,
+        exit_delay=EXIT_DELAY,
+        withdrawal_notice=WITHDRAWAL_NOTICE,
+        lock_window=LOCK_WINDOW,
+        settle_window=SETTLE_WINDOW,
+    )
+    return deploy_market(
+        project, owner, chain.chain_id, parameters, operator=operator.address, progress=lambda _: None
+    )
 
 
 @pytest.fixture(scope="module")
-def registry(project, owner, token, provider):
-    registry = owner.deploy(project.ProviderRegistry, token, MIN_STAKE, EXIT_DELAY, owner, owner)
+def token(project, deployment):
+    return project.TestStablecoin.at(deployment.token)
+
+
+@pytest.fixture(scope="module")
+def registry(project, deployment, token, provider):
+    registry = project.ProviderRegistry.at(deployment.registry)
     token.mint(provider, MIN_STAKE, sender=provider)
     token.approve(registry, MIN_STAKE, sender=provider)
     registry.register(b"\x01" * 32, MIN_STAKE, sender=provider)
@@ -66,10 +83,8 @@ def registry(project, owner, token, provider):
 
 
 @pytest.fixture(scope="module")
-def escrow(project, owner, operator, token, registry, buyer, other_buyer):
-    escrow = owner.deploy(
-        project.Escrow, token, registry, owner, operator, WITHDRAWAL_NOTICE, LOCK_WINDOW, SETTLE_WINDOW
-    )
+def escrow(project, deployment, token, registry, buyer, other_buyer):
+    escrow = project.Escrow.at(deployment.escrow)
     for account in (buyer, other_buyer):
         token.mint(account, DEPOSIT, sender=account)
         token.approve(escrow, DEPOSIT, sender=account)

@@ -1,6 +1,6 @@
 """gpuspot matcher: order intake, frequent batch auctions, settlement roots, chain watcher and API.
 
-Built so far: `matcher.clearing`, the pure clearing core (clearing price, all-or-none allocation, pricing
-rules, explanations for unmatched orders, the commitment to a batch's inputs). Intake, the store, roots on-chain,
-the chain watcher and the HTTP API are still to come (issue 3).
+Built so far, each usable alone: `matcher.clearing` (the pure clearing core) and `matcher.intake` (pure order
+validation with stable rejection codes). Root posting, the chain watcher, the store, the batch loop that ties
+them together and the HTTP API are still to come (issue 3).
 """

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NewType
 
+from gpuspot.protocol.products import ProductId
 from matcher.clearing.errors import InvalidBookOrderError, InvalidClearingInputError
 
 __all__ = [
@@ -34,8 +35,7 @@ __all__ = [
 OrderHash = NewType("OrderHash", bytes)
 """An order's EIP-712 digest (32 bytes): its identity everywhere."""
 HostId = NewType("HostId", bytes)
-ProductId = NewType("ProductId", bytes)
-"""`keccak256(utf8(catalog name))`, as in `gpuspot.protocol.product_id`."""
+"""A provider's host (32 bytes), as its asks name it."""
 Seed = NewType("Seed", bytes)
 """32 bytes of batch randomness that break ties; never the orders' arrival."""
 PricePerGpuHour = NewType("PricePerGpuHour", int)

@@ -1,7 +1,7 @@
 """gpuspot matcher: order intake, frequent batch auctions, settlement roots, chain watcher and API.
 
 Built so far, each usable alone: `matcher.clearing` (the pure clearing core), `matcher.intake` (pure order
-validation with stable rejection codes) and `matcher.chain` (crash-safe root posting and a reorg-aware event
-watcher, web3.py). The store, the batch loop that ties them together and the HTTP API are still to come
-(issue 3).
+validation with stable rejection codes), `matcher.chain` (crash-safe root posting and a reorg-aware event
+watcher, web3.py) and `matcher.store` (the durable store: SQLite by default, PostgreSQL by URL). The batch
+loop that ties them together and the HTTP API are still to come (issue 3).
 """

@@ -1,0 +1,214 @@
+"""The chain mirror: the watcher's decoded events, kept raw with their block numbers, and the views the
+matcher needs, each a query over them. Nothing is derived and stored, so a reorg is one DELETE of the events
+from blocks >= its first block, and the views are then exactly what the remaining events say.
+
+Each event row also carries up to three lookup keys, filled by event type:
+
+| event | account | subject | lease_id |
+| --- | --- | --- | --- |
+| Deposited, WithdrawalRequested, WithdrawalCancelled, Withdrawn | account | | |
+| NoncesInvalidated | account | word_pos | |
+| RootPosted | | batch_id | |
+| LeaseLocked | buyer | nonce | lease_id |
+| LeaseSettled, LeaseReclaimed | | | lease_id |
+| ProviderRegistered, StakeAdded, MetadataUpdated, ExitRequested, ProviderExited, | provider | | |
+| ProviderSlashed | provider | | |
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import fields
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.engine import Connection
+
+from matcher.chain.events import (
+    ChainEvent,
+    LeaseLocked,
+    LeaseReclaimed,
+    LeaseSettled,
+    NoncesInvalidated,
+    RootPosted,
+)
+from matcher.chain.watcher import ChainCursor, Reorg, WatcherItem
+from matcher.store.columns import uint_text
+from matcher.store.engine import insert_or_ignore
+from matcher.store.orders import account
+from matcher.store.records import ChainLeaseState
+from matcher.store.schema import chain_cursor, chain_events
+
+__all__ = [
+    "apply_chain",
+    "chain_cursor_of",
+    "is_nonce_closed",
+    "lease_state",
+    "posted_root",
+    "provider_active",
+    "rewind_chain",
+    "withdrawal_pending",
+]
+
+_POSITION = frozenset(f.name for f in fields(ChainEvent))
+_ACCOUNT_FIELDS = ("account", "buyer", "provider")
+_SUBJECT = {NoncesInvalidated: "word_pos", RootPosted: "batch_id", LeaseLocked: "nonce"}
+
+
+def _json_value(value: object) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return uint_text(value)
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    return value
+
+
+def _event_row(event: ChainEvent) -> dict[str, Any]:
+    args = {f.name: getattr(event, f.name) for f in fields(event) if f.name not in _POSITION}
+    who = next((args[name] for name in _ACCOUNT_FIELDS if name in args), None)
+    subject = _SUBJECT.get(type(event))
+    return {
+        "block_number": event.block_number,
+        "log_index": event.log_index,
+        "block_hash": event.block_hash,
+        "tx_hash": event.tx_hash,
+        "name": type(event).__name__,
+        "account": who,
+        "subject": None if subject is None else args[subject],
+        "lease_id": args.get("lease_id"),
+        "args_json": json.dumps({k: _json_value(v) for k, v in args.items()}, separators=(",", ":")),
+    }
+
+
+def _save_cursor(connection: Connection, cursor: ChainCursor) -> None:
+    text = cursor.to_json()
+    if connection.execute(update(chain_cursor).values(cursor_json=text)).rowcount == 0:
+        connection.execute(chain_cursor.insert(), {"singleton": 1, "cursor_json": text})
+
+
+def chain_cursor_of(connection: Connection) -> ChainCursor | None:
+    text = connection.execute(select(chain_cursor.c.cursor_json)).scalar_one_or_none()
+    return None if text is None else ChainCursor.from_json(text)
+
+
+def rewind_chain(connection: Connection, from_block: int) -> int:
+    """Forgets every event from blocks >= `from_block` and moves the saved cursor back to that block (keeping
+    the hashes of the blocks before it); the number of events forgotten."""
+    uint_text(from_block, "from_block")
+    removed = connection.execute(
+        delete(chain_events).where(chain_events.c.block_number >= from_block)
+    ).rowcount
+    cursor = chain_cursor_of(connection)
+    if cursor is not None and cursor.next_block > from_block:
+        kept = tuple(ref for ref in cursor.recent_blocks if ref.number < from_block)
+        _save_cursor(connection, ChainCursor(next_block=from_block, recent_blocks=kept))
+    return int(removed)
+
+
+def apply_chain(connection: Connection, items: Iterable[WatcherItem], cursor: ChainCursor) -> int:
+    """Applies one poll's items in order (a `Reorg` marker rewinds first) and saves `cursor`; the number of
+    events stored. An event already stored at its (block, log index) is not stored twice."""
+    stored = 0
+    batch: list[dict[str, Any]] = []
+    for item in items:
+        if isinstance(item, Reorg):
+            if batch:
+                stored += insert_or_ignore(connection, chain_events, batch, ["block_number", "log_index"])
+                batch = []
+            rewind_chain(connection, item.from_block)
+        else:
+            batch.append(_event_row(item))
+    if batch:
+        stored += insert_or_ignore(connection, chain_events, batch, ["block_number", "log_index"])
+    _save_cursor(connection, cursor)
+    return stored
+
+
+def _args(connection: Connection, *conditions: Any) -> list[tuple[str, dict[str, Any]]]:
+    rows = connection.execute(
+        select(chain_events.c.name, chain_events.c.args_json)
+        .where(*conditions)
+        .order_by(chain_events.c.block_number, chain_events.c.log_index)
+    )
+    return [(row.name, json.loads(row.args_json)) for row in rows]
+
+
+def is_nonce_closed(connection: Connection, signer: str, nonce: int) -> bool:
+    """Whether `(signer, nonce)` is no longer Open on-chain: invalidated, or consumed by a locked lease."""
+    who = account(signer)
+    uint_text(nonce, "nonce")
+    locked = connection.execute(
+        select(chain_events.c.block_number)
+        .where(
+            chain_events.c.name == "LeaseLocked",
+            chain_events.c.account == who,
+            chain_events.c.subject == nonce,
+        )
+        .limit(1)
+    ).first()
+    if locked is not None:
+        return True
+    lane = 1 << (nonce & 127)
+    masks = _args(
+        connection,
+        chain_events.c.name == "NoncesInvalidated",
+        chain_events.c.account == who,
+        chain_events.c.subject == nonce >> 7,
+    )
+    return any(int(args["closed_lanes"]) & lane for _, args in masks)
+
+
+def _latest(connection: Connection, who: str, names: Sequence[str]) -> tuple[str, dict[str, Any]] | None:
+    events = _args(connection, chain_events.c.name.in_(names), chain_events.c.account == who)
+    return events[-1] if events else None
+
+
+def withdrawal_pending(connection: Connection, signer: str) -> bool:
+    """A withdrawal was requested and has been neither withdrawn nor cancelled since."""
+    latest = _latest(connection, account(signer), ("WithdrawalRequested", "WithdrawalCancelled", "Withdrawn"))
+    return latest is not None and latest[0] == "WithdrawalRequested"
+
+
+def provider_active(connection: Connection, provider: str, min_stake: int = 0) -> bool:
+    """`ProviderRegistry.isActive`: registered, no exit requested, and stake >= `min_stake` (the registry's
+    `minStake`, which no event carries)."""
+    who = account(provider)
+    status = _latest(connection, who, ("ProviderRegistered", "ExitRequested", "ProviderExited"))
+    if status is None or status[0] != "ProviderRegistered":
+        return False
+    stake = _latest(connection, who, ("ProviderRegistered", "StakeAdded", "ProviderSlashed"))
+    assert stake is not None
+    name, args = stake
+    return int(args["stake_left"] if name == "ProviderSlashed" else args["stake"]) >= min_stake
+
+
+def posted_root(connection: Connection, batch_id: int) -> tuple[bytes, int] | None:
+    """(root, posted_at) of the batch's `RootPosted` event, if the chain has one."""
+    events = _args(connection, chain_events.c.name == "RootPosted", chain_events.c.subject == batch_id)
+    if not events:
+        return None
+    args = events[-1][1]
+    return bytes.fromhex(args["root"][2:]), int(args["posted_at"])
+
+
+def lease_state(connection: Connection, lease_id: int) -> ChainLeaseState:
+    """What the lock, settle and reclaim events of the lease add up to."""
+    locked = closed = reclaimed = False
+    reserved: int | None = None
+    used = paid = refunded = 0
+    for name, args in _args(connection, chain_events.c.lease_id == lease_id):
+        if name == LeaseLocked.__name__:
+            locked, reserved = True, int(args["reserved"])
+        elif name == LeaseSettled.__name__:
+            locked = True  # a first settle locks in the same call
+            used = int(args["used_gpu_seconds"])  # cumulative
+            paid += int(args["paid"])
+            refunded += int(args["refunded"])
+            closed = closed or bool(args["closed"])
+        elif name == LeaseReclaimed.__name__:
+            refunded += int(args["refunded"])
+            closed = reclaimed = True
+    return ChainLeaseState(locked, reserved, used, paid, refunded, closed, reclaimed)

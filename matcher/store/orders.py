@@ -1,0 +1,290 @@
+"""The order book's rows: accepted orders, their status and its history. Functions over one connection; the
+`Store` wraps each in a transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import IntegrityError
+
+from gpuspot.protocol import abi
+from gpuspot.protocol.errors import AbiEncodingError
+from gpuspot.protocol.orders import Bid, Signature, to_json
+from matcher.clearing.book import OrderHash
+from matcher.intake.validate import AcceptedOrder
+from matcher.store.columns import INT63_MAX, clamp64, uint_text
+from matcher.store.engine import insert_or_ignore
+from matcher.store.errors import (
+    InvalidStoredValueError,
+    NonceInUseError,
+    OrderNotFoundError,
+    OrderNotOpenError,
+)
+from matcher.store.pages import check_limit, pair_cursor
+from matcher.store.records import OrderRecord, OrderStatus, Page, StatusChange
+from matcher.store.schema import order_status_changes, orders
+
+__all__ = [
+    "account",
+    "add_order",
+    "cancel_order",
+    "close_orders",
+    "expire_orders",
+    "get_order",
+    "open_nonce_owner",
+    "open_orders",
+    "order_history",
+    "orders_of",
+    "reserved_for",
+]
+
+
+def account(value: str) -> str:
+    """`value` as the EIP-55 checksummed address every account column holds."""
+    try:
+        return abi.normalize_address(value, "account")
+    except AbiEncodingError as exc:
+        raise InvalidStoredValueError(str(exc)) from None
+
+
+def _time(value: object, what: str) -> int:
+    """A unix time in seconds, as the BIGINT columns hold it."""
+    uint_text(value, what)
+    assert isinstance(value, int)
+    if value > INT63_MAX:
+        raise InvalidStoredValueError(f"{what} = {value} is not a unix time in seconds: pass int(time())")
+    return value
+
+
+def _row(accepted: AcceptedOrder, received_at: int) -> dict[str, Any]:
+    order = accepted.order
+    common = {
+        "order_hash": bytes(accepted.order_hash),
+        "kind": accepted.kind.value,
+        "signer": accepted.signer,
+        "product": order.product,
+        "nonce": order.nonce,
+        "gpus": order.gpus,
+        "expiry": order.expiry,
+        "expiry_at": clamp64(order.expiry),
+        "order_json": to_json(order),
+        "signature": accepted.signature.value,
+        "status": OrderStatus.OPEN.value,
+        "received_at": received_at,
+        "status_at": received_at,
+    }
+    if isinstance(order, Bid):
+        if accepted.max_cost is None:
+            raise InvalidStoredValueError(
+                f"bid {accepted.order_hash.hex()} has no max_cost: pass intake's result"
+            )
+        return common | {
+            "price": order.max_price_per_gpu_hour,
+            "duration": order.duration,
+            "job_spec_hash": order.job_spec_hash,
+            "host_id": None,
+            "max_cost": accepted.max_cost,
+        }
+    return common | {
+        "price": order.min_price_per_gpu_hour,
+        "duration": order.max_duration,
+        "host_id": order.host_id,
+        "job_spec_hash": None,
+        "max_cost": None,
+    }
+
+
+def record_of(row: Row[Any]) -> OrderRecord:
+    return OrderRecord(
+        order_hash=OrderHash(row.order_hash),
+        kind=row.kind,
+        signer=row.signer,
+        product=row.product,
+        nonce=row.nonce,
+        price=row.price,
+        gpus=row.gpus,
+        duration=row.duration,
+        host_id=row.host_id,
+        job_spec_hash=row.job_spec_hash,
+        expiry=row.expiry,
+        max_cost=row.max_cost,
+        order_json=row.order_json,
+        signature=Signature(row.signature),
+        status=OrderStatus(row.status),
+        received_at=row.received_at,
+        status_at=row.status_at,
+    )
+
+
+def get_order(connection: Connection, order_hash: bytes) -> OrderRecord | None:
+    row = connection.execute(select(orders).where(orders.c.order_hash == bytes(order_hash))).one_or_none()
+    return None if row is None else record_of(row)
+
+
+def _require(connection: Connection, order_hash: bytes) -> OrderRecord:
+    record = get_order(connection, order_hash)
+    if record is None:
+        raise OrderNotFoundError(f"no order has hash 0x{bytes(order_hash).hex()}: check the hash")
+    return record
+
+
+def add_order(connection: Connection, accepted: AcceptedOrder, received_at: int) -> tuple[OrderRecord, bool]:
+    """Inserts the order as open unless an order with its hash exists; the stored order and whether this call
+    created it. The same signed order added twice, even concurrently, is one row (the primary key)."""
+    _time(received_at, "received_at")
+    row = _row(accepted, received_at)
+    holder = open_nonce_owner(connection, accepted.signer, accepted.order.nonce)
+    if holder is not None and holder != bytes(accepted.order_hash):
+        raise _nonce_in_use(accepted, holder)
+    try:
+        created = insert_or_ignore(connection, orders, row, ["order_hash"]) == 1
+    except IntegrityError:  # another writer opened an order on this nonce since the check above
+        holder = open_nonce_owner(connection, accepted.signer, accepted.order.nonce)
+        raise _nonce_in_use(accepted, holder or b"") from None
+    if created:
+        connection.execute(
+            order_status_changes.insert(),
+            {"order_hash": row["order_hash"], "status": OrderStatus.OPEN.value, "at": received_at},
+        )
+    return _require(connection, accepted.order_hash), created
+
+
+def _nonce_in_use(accepted: AcceptedOrder, holder: bytes) -> NonceInUseError:
+    return NonceInUseError(
+        f"nonce {accepted.order.nonce} of {accepted.signer} is held by open order 0x{holder.hex()}: "
+        "cancel that order first, or sign this one with a fresh nonce"
+    )
+
+
+def _change(
+    connection: Connection,
+    hashes: Sequence[bytes],
+    status: OrderStatus,
+    at: int,
+    batch_id: int | None,
+    reason: str | None,
+) -> None:
+    connection.execute(
+        order_status_changes.insert(),
+        [
+            {"order_hash": h, "status": status.value, "at": at, "batch_id": batch_id, "reason": reason}
+            for h in hashes
+        ],
+    )
+
+
+def cancel_order(connection: Connection, order_hash: bytes, at: int, reason: str) -> OrderRecord:
+    """Open -> cancelled; `OrderNotOpenError` for an order in any other state."""
+    _time(at, "at")
+    result = connection.execute(
+        update(orders)
+        .where(orders.c.order_hash == bytes(order_hash), orders.c.status == OrderStatus.OPEN.value)
+        .values(status=OrderStatus.CANCELLED.value, status_at=at)
+    )
+    if result.rowcount != 1:
+        record = _require(connection, order_hash)
+        raise OrderNotOpenError(
+            f"order 0x{bytes(order_hash).hex()} is {record.status.value}, not open: only open orders can be "
+            "cancelled (a matched bid is stopped through its lease instead)"
+        )
+    _change(connection, [bytes(order_hash)], OrderStatus.CANCELLED, at, None, reason)
+    return _require(connection, order_hash)
+
+
+def close_orders(
+    connection: Connection, hashes: Iterable[bytes], status: OrderStatus, at: int, batch_id: int | None
+) -> list[bytes]:
+    """Moves the given open orders to `status`; the hashes of those that were not open (left unchanged)."""
+    wanted = [bytes(h) for h in hashes]
+    refused: list[bytes] = []
+    changed: list[bytes] = []
+    for order_hash in wanted:
+        result = connection.execute(
+            update(orders)
+            .where(orders.c.order_hash == order_hash, orders.c.status == OrderStatus.OPEN.value)
+            .values(status=status.value, status_at=at)
+        )
+        (changed if result.rowcount == 1 else refused).append(order_hash)
+    if changed:
+        _change(connection, changed, status, at, batch_id, None)
+    return refused
+
+
+def expire_orders(connection: Connection, now: int) -> list[OrderHash]:
+    """Open orders with `expiry <= now` -> expired (intake's rule: an order at its expiry is expired)."""
+    now = _time(now, "now")
+    due = connection.execute(
+        select(orders.c.order_hash)
+        .where(orders.c.status == OrderStatus.OPEN.value, orders.c.expiry_at <= now)
+        .order_by(orders.c.order_hash)
+    ).scalars()
+    hashes = list(due)
+    close_orders(connection, hashes, OrderStatus.EXPIRED, now, None)
+    return [OrderHash(h) for h in hashes]
+
+
+def open_orders(connection: Connection, product: bytes | None = None) -> list[OrderRecord]:
+    query = select(orders).where(orders.c.status == OrderStatus.OPEN.value)
+    if product is not None:
+        query = query.where(orders.c.product == bytes(product))
+    return [record_of(row) for row in connection.execute(query.order_by(orders.c.order_hash))]
+
+
+def reserved_for(connection: Connection, buyer: str) -> int:
+    """The sum of `max_cost` over the buyer's open bids (summed here, exactly: the column is decimal text)."""
+    costs = connection.execute(
+        select(orders.c.max_cost).where(
+            orders.c.signer == account(buyer),
+            orders.c.kind == "bid",
+            orders.c.status == OrderStatus.OPEN.value,
+        )
+    ).scalars()
+    return sum(costs)
+
+
+def open_nonce_owner(connection: Connection, signer: str, nonce: int) -> OrderHash | None:
+    owner = connection.execute(
+        select(orders.c.order_hash).where(
+            orders.c.signer == account(signer),
+            orders.c.nonce == nonce,
+            orders.c.status == OrderStatus.OPEN.value,
+        )
+    ).scalar_one_or_none()
+    return None if owner is None else OrderHash(owner)
+
+
+def order_history(connection: Connection, order_hash: bytes) -> list[StatusChange]:
+    _require(connection, order_hash)
+    rows = connection.execute(
+        select(order_status_changes)
+        .where(order_status_changes.c.order_hash == bytes(order_hash))
+        .order_by(order_status_changes.c.change_id)
+    )
+    return [StatusChange(OrderStatus(r.status), r.at, r.batch_id, r.reason) for r in rows]
+
+
+def orders_of(connection: Connection, signer: str, limit: int, cursor: str | None) -> Page[OrderRecord]:
+    """The account's orders, newest first (by arrival, then hash)."""
+    limit = check_limit(limit)
+    after = pair_cursor(cursor)
+    query = select(orders).where(orders.c.signer == account(signer))
+    if after is not None:
+        at, key_bytes = after
+        query = query.where(
+            or_(
+                orders.c.received_at < at,
+                and_(orders.c.received_at == at, orders.c.order_hash < key_bytes),
+            )
+        )
+    rows = connection.execute(
+        query.order_by(orders.c.received_at.desc(), orders.c.order_hash.desc()).limit(limit + 1)
+    ).all()
+    items = [record_of(row) for row in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = f"{last.received_at}:0x{bytes(last.order_hash).hex()}"
+    return Page(items, next_cursor)

@@ -1,0 +1,204 @@
+"""What the store hands back: frozen storage records, separate from the API's request/response models.
+
+Amounts are exact ints, hashes bytes, accounts checksummed strings, times unix seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+from gpuspot.protocol.leaves import SettlementLeaf
+from gpuspot.protocol.orders import Order, Signature, from_json
+from matcher.chain.poster import SignedRootTx
+from matcher.clearing.book import OrderHash
+from matcher.clearing.outcome import BatchClearing, Match, Reason, Side, Unmatched
+
+__all__ = [
+    "BatchRecord",
+    "BatchStatus",
+    "ChainLeaseState",
+    "Explanation",
+    "LeafRecord",
+    "LeaseRecord",
+    "NewBatch",
+    "NewLease",
+    "PendingRoot",
+    "OrderRecord",
+    "OrderStatus",
+    "Page",
+    "StatusChange",
+]
+
+T = TypeVar("T")
+
+
+class OrderStatus(StrEnum):
+    OPEN = "open"
+    MATCHED = "matched"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class BatchStatus(StrEnum):
+    EMPTY = "empty"
+    """No leaves: nothing to post."""
+    AWAITING_TX = "awaiting_tx"
+    """A root to post, no signed transaction stored yet."""
+    TX_STORED = "tx_stored"
+    """A signed transaction is stored; it may or may not have been sent."""
+    POSTED = "posted"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    order_hash: OrderHash
+    kind: str  # "bid" | "ask"
+    signer: str
+    product: bytes
+    nonce: int
+    price: int
+    """A bid's max price or an ask's min price, per GPU-hour."""
+    gpus: int
+    duration: int
+    """A bid's duration or an ask's max duration, seconds."""
+    host_id: bytes | None
+    job_spec_hash: bytes | None
+    expiry: int
+    max_cost: int | None
+    order_json: str
+    signature: Signature
+    status: OrderStatus
+    received_at: int
+    status_at: int
+
+    def order(self) -> Order:
+        """The signed order itself (parsed on demand: the book reads many records and few orders)."""
+        return from_json(self.order_json)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    status: OrderStatus
+    at: int
+    batch_id: int | None
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewLease:
+    """A match to record as a lease, with the id the matcher gave it (the leaves carry the same id)."""
+
+    lease_id: int
+    product: bytes
+    match: Match
+
+
+@dataclass(frozen=True, slots=True)
+class NewBatch:
+    """A cleared batch to record in one transaction.
+
+    `leases` are `clearing.matches` with their ids (`assign_lease_ids`), `leaves` the batch's settlement
+    leaves (its new leases' lease leaves and any usage leaves), `root` the root of `settlement_tree(leaves)`,
+    None when there are no leaves. The seed and rule are the clearing's own."""
+
+    batch_id: int
+    code_version: str
+    clearing: BatchClearing
+    leases: Sequence[NewLease]
+    leaves: Sequence[SettlementLeaf]
+    root: bytes | None
+    recorded_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRoot:
+    """A batch whose root is not known to be on-chain yet, and the signed transaction stored for it (None:
+    prepare one, store it, then send it)."""
+
+    batch_id: int
+    root: bytes
+    tx: SignedRootTx | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChainLeaseState:
+    """What the chain says about a lease so far (from the mirrored events)."""
+
+    locked: bool
+    reserved: int | None
+    used_gpu_seconds: int
+    paid: int
+    refunded: int
+    closed: bool
+    reclaimed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRecord:
+    lease_id: int
+    batch_id: int
+    product: bytes
+    bid_hash: OrderHash
+    ask_hash: OrderHash
+    buyer: str
+    provider: str
+    host_id: bytes
+    gpus: int
+    duration: int
+    price_per_gpu_hour: int
+    status: str
+    """Derived, never stored: `committed` (root not posted), `posted`, `locked`, `settling` (paid in part),
+    `closed` (final usage settled) or `reclaimed`; see docs/store.md."""
+    chain: ChainLeaseState
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    batch_id: int
+    seed: bytes
+    rule: str
+    code_version: str
+    commitment: bytes
+    root: bytes | None
+    lease_count: int
+    leaf_count: int
+    totals: dict[str, int]
+    recorded_at: int
+    status: BatchStatus
+    root_tx_hash: bytes | None
+    posted_tx_hash: bytes | None
+    posted_block: int | None
+    posted_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class LeafRecord:
+    batch_id: int
+    leaf_index: int
+    leaf_hash: bytes
+    leaf: SettlementLeaf
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why an order did not trade in the last batch that considered it."""
+
+    order_hash: OrderHash
+    batch_id: int
+    side: Side
+    reason: Reason
+    gap: int | None
+
+    def text(self) -> str:
+        return Unmatched(self.order_hash, self.side, self.reason, self.gap).explain()  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a listing: pass `next_cursor` back to get the next one; None means this was the last."""
+
+    items: Sequence[T]
+    next_cursor: str | None

@@ -8,6 +8,7 @@ tests/integration/conftest.py; ape reverts the chain after every test, as there.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +16,11 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
+from gpuspot.catalog import Catalog
 from gpuspot.deployment import Deployment
 from matcher.chain import ChainWatcher, RetryPolicy, RootPoster
+from matcher.service import MatcherService
+from matcher.store import Store
 
 FAST_RETRY = RetryPolicy(attempts=3, initial_delay=0.01, max_delay=0.05)
 
@@ -54,3 +58,28 @@ def make_watcher(web3, deployment: Deployment) -> Callable[..., ChainWatcher]:
         return ChainWatcher.from_deployment(web3, deployment, **options)
 
     return make
+
+
+@pytest.fixture
+def make_service(tmp_path: Path, deployment, web3, make_poster, make_watcher, chain, escrow, registry):
+    db = f"sqlite:///{tmp_path / 'matcher.db'}"
+    opened: list[MatcherService] = []
+
+    def make(**options: Any) -> MatcherService:
+        service = MatcherService(
+            store=Store.open(db),
+            catalog=Catalog.default(),
+            deployment=deployment,
+            web3=web3,
+            poster=options.pop("poster", None) or make_poster(),
+            watcher=make_watcher(),
+            root_posting_margin=60,
+            clock=lambda: int(chain.pending_timestamp),
+            **options,
+        )
+        opened.append(service)
+        return service
+
+    yield make
+    for service in opened:
+        service.close()

@@ -1,0 +1,87 @@
+"""`python -m matcher` / `gpuspot-matcher`: runs the batch loop and the HTTP API until SIGTERM or Ctrl-C.
+
+Settings come from flags, then `GPUSPOT_MATCHER_*` environment variables, then the TOML file of `--config`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from pydantic import ValidationError
+
+log = logging.getLogger("matcher")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="gpuspot-matcher",
+        description="The gpuspot matcher: order intake, batch auctions, one settlement root per batch.",
+        epilog="Every flag also reads GPUSPOT_MATCHER_<NAME> (e.g. GPUSPOT_MATCHER_OPERATOR_KEY); flags win.",
+    )
+    parser.add_argument("--config", type=Path, help="TOML file of settings (same names as the flags)")
+    parser.add_argument("--rpc-url", dest="rpc_url")
+    parser.add_argument("--deployment-file", dest="deployment_file", type=Path)
+    parser.add_argument("--database-url", dest="database_url")
+    parser.add_argument("--operator-key-file", dest="operator_key_file", type=Path)
+    parser.add_argument("--batch-interval", dest="batch_interval", type=float, help="seconds")
+    parser.add_argument("--pricing-rule", dest="pricing_rule", choices=["uniform", "mcafee", "pay-as-bid"])
+    parser.add_argument("--min-order-lifetime", dest="min_order_lifetime", type=int, help="extra seconds")
+    parser.add_argument("--confirmations", type=int)
+    parser.add_argument("--catalog-file", dest="catalog_file", type=Path)
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--log-level", dest="log_level")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import uvicorn
+
+    from matcher.api import create_app
+    from matcher.errors import MatcherError
+    from matcher.service import MatcherService
+    from matcher.settings import MatcherSettings
+
+    overrides = {k: v for k, v in vars(args).items() if k != "config"}
+    try:
+        settings = MatcherSettings.load(args.config, **overrides)
+    except (ValidationError, MatcherError) as exc:
+        print(f"gpuspot-matcher: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        service = MatcherService.from_settings(settings)
+    except Exception as exc:  # the message says what to fix; a traceback would bury it
+        log.error("cannot start: %s", exc)
+        return 1
+
+    stop = threading.Event()
+    loop = threading.Thread(target=service.run_forever, args=(stop,), name="batch-loop", daemon=True)
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(service), host=settings.host, port=settings.port, log_config=None)
+    )
+
+    def shutdown(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+        server.should_exit = True
+
+    loop.start()
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    log.info("serving on http://%s:%d", settings.host, settings.port)
+    server.run()
+    stop.set()
+    loop.join(timeout=max(settings.batch_interval, 1.0) + settings.receipt_timeout)
+    service.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""Dependencies the routes inject: the service the app was built around, and parsed path values."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from matcher.api.errors import ApiError
+from matcher.service import MatcherService
+
+_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
+
+
+def get_service(request: Request) -> MatcherService:
+    service: MatcherService = request.app.state.service
+    return service
+
+
+Service = Annotated[MatcherService, Depends(get_service)]
+
+
+def parse_hash(value: str, what: str = "order hash") -> bytes:
+    if not _HASH.match(value):
+        raise ApiError(400, "malformed", f"{what} must be 0x followed by 64 hex digits, got {value!r}")
+    return bytes.fromhex(value[2:])

@@ -1,0 +1,61 @@
+"""HTTP errors, made here and in the routes only: every error answer is `{"error": {"code", "message"}}`
+(plus `details` for intake rejections), with stable codes (the intake's `RejectCode`s, `not_found`,
+`not_open`, `bad_signature`, `malformed`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from matcher.errors import CancellationRejectedError, NotFoundError
+from matcher.intake import OrderRejected
+from matcher.store import InvalidPageError
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    return {"error": error}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
+
+    @app.exception_handler(OrderRejected)
+    async def _rejected(_: Request, exc: OrderRejected) -> JSONResponse:
+        return JSONResponse(error_body(exc.code.value, exc.message, dict(exc.details)), status_code=400)
+
+    @app.exception_handler(NotFoundError)
+    async def _missing(_: Request, exc: NotFoundError) -> JSONResponse:
+        return JSONResponse(error_body("not_found", str(exc)), status_code=404)
+
+    @app.exception_handler(CancellationRejectedError)
+    async def _cancel(_: Request, exc: CancellationRejectedError) -> JSONResponse:
+        status = 409 if exc.code == "not_open" else 400
+        return JSONResponse(error_body(exc.code, exc.message), status_code=status)
+
+    @app.exception_handler(InvalidPageError)
+    async def _page(_: Request, exc: InvalidPageError) -> JSONResponse:
+        return JSONResponse(error_body("malformed", str(exc)), status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(error_body("malformed", f"invalid request: {exc.errors()}"), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = "not_found" if exc.status_code == 404 else "http_error"
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)

@@ -1,0 +1,550 @@
+"""The matcher service: intake, the chain mirror, batches and their roots, proofs. The pure cores (intake,
+clearing, protocol) do the thinking; this module wires them to the store and the chain. See docs/matcher.md.
+
+Locks: one intake lock makes "validate, then add to the book" atomic (two bids cannot both pass against the
+same balance); one batch lock lets a single batch run at a time. A batch never starts while an earlier root
+is still unposted, so batch ids reach the escrow in order and no batch ever gets two roots.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
+from web3 import HTTPProvider, Web3
+
+from gpuspot.catalog import Catalog
+from gpuspot.deployment import Deployment
+from gpuspot.protocol import (
+    Bid,
+    Eip712Domain,
+    SettlementLeaf,
+    SignedLease,
+    StandardMerkleTree,
+    keccak256,
+    lease_leaf,
+    lock_call,
+    settlement_tree,
+)
+from matcher.chain import (
+    ESCROW,
+    ChainError,
+    ChainWatcher,
+    RootAlreadyPostedError,
+    RootPoster,
+    SignedRootTx,
+    TransactionTimeoutError,
+    load_abi,
+)
+from matcher.clearing import (
+    BookAsk,
+    BookBid,
+    HostId,
+    OrderHash,
+    PricePerGpuHour,
+    PricingRule,
+    ProductBook,
+    Seconds,
+    clear_batch,
+)
+from matcher.errors import CancellationRejectedError, NotFoundError
+from matcher.intake import AcceptedOrder, IntakePolicy, IntakeResult, validate, validate_many
+from matcher.settings import MatcherSettings
+from matcher.store import (
+    LeaseNotFoundError,
+    NewBatch,
+    OrderNotOpenError,
+    OrderRecord,
+    OrderStatus,
+    Store,
+    assign_lease_ids,
+)
+
+__all__ = [
+    "CODE_VERSION",
+    "BatchOutcome",
+    "ChainMarketView",
+    "LeaseProof",
+    "MatcherService",
+    "cancellation_message",
+]
+
+log = logging.getLogger(__name__)
+
+CODE_VERSION = "matcher-0.1.0"
+ZERO_WORD = b"\x00" * 32
+_TREE_CACHE = 64
+DEFAULT_POLICY = IntakePolicy()
+
+
+def cancellation_message(order_hash: bytes) -> str:
+    """The text a signer signs (EIP-191 `personal_sign`) to cancel an order. The order hash is already bound
+    to the market's EIP-712 domain, so the text needs no chain id of its own."""
+    return f"gpuspot: cancel order 0x{bytes(order_hash).hex()}"
+
+
+def batch_seed(previous_root: bytes | None, batch_id: int) -> bytes:
+    """The batch's tie-breaking seed: keccak256("gpuspot.batch-seed" || previous root (or zeros) || id).
+    The matcher cannot choose the previous root after the fact; a block hash after the batch closes would
+    also keep it from predicting the seed, and is left for later (docs/matcher.md)."""
+    return keccak256(b"gpuspot.batch-seed" + (previous_root or ZERO_WORD) + batch_id.to_bytes(8, "big"))
+
+
+class ChainMarketView:
+    """The `MarketView` intake reads: balances by `accountOf` on the escrow (latest block), everything else
+    from the store's book and chain mirror."""
+
+    def __init__(self, service: MatcherService, now: int) -> None:
+        self._service = service
+        self.chain_id = service.deployment.chain_id
+        self.escrow = service.deployment.escrow
+        self.now = now
+        self.catalog = service.catalog
+
+    def available_balance(self, buyer: str) -> int:
+        return self._service.available_balance(buyer)
+
+    def reserved(self, buyer: str) -> int:
+        return self._service.reserved(buyer, self.now)
+
+    def nonce_closed(self, account: str, nonce: int) -> bool:
+        return self._service.store.is_nonce_closed(account, nonce)
+
+    def open_order_with_nonce(self, account: str, nonce: int) -> OrderHash | None:
+        return self._service.store.open_nonce_owner(account, nonce)
+
+    def provider_active(self, provider: str) -> bool:
+        return self._service.store.provider_active(provider, self._service.deployment.parameters.min_stake)
+
+    def withdrawal_pending(self, buyer: str) -> bool:
+        return self._service.store.withdrawal_pending(buyer)
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What one `run_batch` did: `batch_id` None when no batch was cleared (nothing open, or a root still
+    pending); `root` None for a batch without leases."""
+
+    batch_id: int | None
+    root: bytes | None
+    leases: int
+    expired: int
+    posted: bool
+    reason: str
+
+    def __str__(self) -> str:
+        root = "none" if self.root is None else "0x" + self.root.hex()
+        return (
+            f"batch {self.batch_id}: {self.reason}, {self.leases} leases, {self.expired} expired, "
+            f"root {root}, posted {self.posted}"
+        )
+
+
+@dataclass(frozen=True)
+class LeaseProof:
+    """What a provider needs to lock a lease: `lockLeases(batch_id, [lease_args], proof_args)`."""
+
+    lease_id: int
+    batch_id: int
+    root: bytes
+    lease: SignedLease
+    lease_args: tuple[Any, ...]
+    proof: list[bytes]
+    proof_flags: list[bool]
+
+    def lock_args(self) -> tuple[int, list[Any], tuple[list[bytes], list[bool]]]:
+        return self.batch_id, [self.lease_args], (self.proof, self.proof_flags)
+
+    def to_json(self) -> dict[str, Any]:
+        bid, r, vs, lease_id, provider, price = self.lease_args
+        return {
+            "lease_id": self.lease_id,
+            "batch_id": self.batch_id,
+            "root": "0x" + self.root.hex(),
+            "lease": {
+                "bid": [_json_value(v) for v in bid],
+                "r": "0x" + bytes(r).hex(),
+                "vs": "0x" + bytes(vs).hex(),
+                "leaseId": lease_id,
+                "provider": provider,
+                "pricePerGpuHour": str(price),
+            },
+            "proof": {"proof": ["0x" + p.hex() for p in self.proof], "proofFlags": list(self.proof_flags)},
+        }
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+class MatcherService:
+    """The matcher: holds the store, catalog, deployment, web3, root poster and chain watcher."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        catalog: Catalog,
+        deployment: Deployment,
+        web3: Web3,
+        poster: RootPoster,
+        watcher: ChainWatcher,
+        rule: PricingRule | str = PricingRule.UNIFORM,
+        policy: IntakePolicy = DEFAULT_POLICY,
+        root_posting_margin: int = 60,
+        batch_interval: float = 5.0,
+        clock: Callable[[], int] = lambda: int(time.time()),
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.deployment = deployment
+        self.web3 = web3
+        self.poster = poster
+        self.watcher = watcher
+        self.rule = PricingRule.parse(rule)
+        self.policy = policy
+        self.root_posting_margin = root_posting_margin
+        self.batch_interval = batch_interval
+        self.clock = clock
+        self.domain = Eip712Domain(chain_id=deployment.chain_id, verifying_contract=deployment.escrow)
+        self._escrow = web3.eth.contract(
+            address=Web3.to_checksum_address(deployment.escrow), abi=list(load_abi(ESCROW))
+        )
+        self._intake_lock = threading.Lock()
+        self._batch_lock = threading.Lock()
+        self._trees: dict[int, StandardMerkleTree] = {}
+        self.started_at = clock()
+        self.last_batch_at: int | None = None
+        self.counters: dict[str, int] = {}
+
+    @classmethod
+    def from_settings(cls, settings: MatcherSettings, *, web3: Web3 | None = None) -> MatcherService:
+        deployment = Deployment.load(settings.deployment_file)
+        operator: LocalAccount = settings.operator_account(deployment.chain_id)
+        web3 = web3 or Web3(HTTPProvider(settings.rpc_url))
+        catalog = Catalog.load(settings.catalog_file) if settings.catalog_file else Catalog.default()
+        return cls(
+            store=Store.open(settings.database_url),
+            catalog=catalog,
+            deployment=deployment,
+            web3=web3,
+            poster=RootPoster.from_deployment(
+                web3, deployment, operator, receipt_timeout=settings.receipt_timeout
+            ),
+            watcher=ChainWatcher.from_deployment(web3, deployment, confirmations=settings.confirmations),
+            rule=settings.pricing_rule,
+            policy=IntakePolicy(min_lifetime=settings.min_lifetime),
+            root_posting_margin=settings.root_posting_margin,
+            batch_interval=settings.batch_interval,
+        )
+
+    def close(self) -> None:
+        self.store.close()
+
+    def _count(self, name: str, by: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + by
+
+    # --- the market view
+
+    def available_balance(self, buyer: str) -> int:
+        available, _reserved = self._escrow.functions.accountOf(buyer).call(block_identifier="latest")
+        return int(available)
+
+    def reserved(self, buyer: str, now: int) -> int:
+        """Open bids' max costs, plus the max costs of the buyer's leases that are committed or posted but
+        not locked yet (still lockable): `accountOf.available` only drops when a lease is locked."""
+        total = self.store.reserved_for(buyer)
+        lock_window = self.deployment.parameters.lock_window
+        for lease in self.store.leases_of(buyer, limit=500).items:
+            if lease.buyer != buyer or lease.status not in ("committed", "posted"):
+                continue
+            if lease.status == "posted":
+                batch = self.store.get_batch(lease.batch_id)
+                if batch is None or batch.posted_at is None or batch.posted_at + lock_window < now:
+                    continue  # the lock window has passed: this lease can no longer take the funds
+            bid = self.store.get_order(lease.bid_hash)
+            if bid is not None and bid.max_cost is not None:
+                total += bid.max_cost
+        return total
+
+    def view(self, now: int | None = None) -> ChainMarketView:
+        return ChainMarketView(self, self.clock() if now is None else now)
+
+    # --- orders
+
+    def submit(self, payload: object) -> tuple[AcceptedOrder, OrderRecord]:
+        """Validates and stores one order; raises `OrderRejected` (nothing changed)."""
+        with self._intake_lock:
+            now = self.clock()
+            try:
+                accepted = validate(payload, self.view(now), self.policy)
+            except Exception:
+                self._count("orders_rejected")
+                raise
+            record, created = self.store.add_order(accepted, received_at=now)
+        self._count("orders_accepted")
+        log.info(
+            "order 0x%s (%s by %s) %s",
+            accepted.order_hash.hex(),
+            accepted.kind.value,
+            accepted.signer,
+            "accepted" if created else "already known",
+        )
+        return accepted, record
+
+    def submit_many(self, payloads: Iterable[object]) -> list[IntakeResult]:
+        """Validates and stores many orders; one result per item (an accepted order or its rejection)."""
+        with self._intake_lock:
+            now = self.clock()
+            results = validate_many(list(payloads), self.view(now), self.policy)
+            for result in results:
+                if isinstance(result, AcceptedOrder):
+                    self.store.add_order(result, received_at=now)
+        accepted = sum(isinstance(r, AcceptedOrder) for r in results)
+        self._count("orders_accepted", accepted)
+        self._count("orders_rejected", len(results) - accepted)
+        log.info("batch submission: %d accepted, %d rejected", accepted, len(results) - accepted)
+        return results
+
+    def get_order(self, order_hash: bytes) -> OrderRecord:
+        record = self.store.get_order(order_hash)
+        if record is None:
+            raise NotFoundError(f"no order has hash 0x{bytes(order_hash).hex()}: check the hash")
+        return record
+
+    def cancel(self, order_hash: bytes, signature: str | bytes) -> OrderRecord:
+        """Cancels an open order, given the signer's `personal_sign` of `cancellation_message(order_hash)`."""
+        record = self.get_order(order_hash)
+        try:
+            recovered = Account.recover_message(
+                encode_defunct(text=cancellation_message(order_hash)), signature=signature
+            )
+        except Exception:
+            raise CancellationRejectedError(
+                "bad_signature", "the cancellation signature is not a valid 65-byte signature"
+            ) from None
+        if recovered != record.signer:
+            raise CancellationRejectedError(
+                "bad_signature",
+                f"the cancellation is signed by {recovered}, not the order's signer {record.signer}: sign "
+                f"{cancellation_message(order_hash)!r} with personal_sign",
+            )
+        try:
+            cancelled = self.store.cancel_order(order_hash, at=self.clock(), reason="signed cancellation")
+        except OrderNotOpenError:
+            raise CancellationRejectedError(
+                "not_open", f"order 0x{bytes(order_hash).hex()} is {record.status.value}, not open"
+            ) from None
+        log.info("order 0x%s cancelled by its signer", bytes(order_hash).hex())
+        self._count("orders_cancelled")
+        return cancelled
+
+    # --- chain
+
+    def sync_chain(self) -> int:
+        """One watcher poll into the store's mirror; the number of events stored."""
+        cursor = self.store.chain_cursor() or self.watcher.start_cursor(self.deployment)
+        items, new_cursor = self.watcher.poll(cursor)
+        stored = self.store.apply_chain(items, new_cursor)
+        if stored:
+            log.info("chain: %d events up to block %d", stored, new_cursor.next_block - 1)
+        return stored
+
+    def last_chain_batch_id(self) -> int:
+        return int(self._escrow.functions.lastBatchId().call())
+
+    # --- batches
+
+    def run_batch(self, now: int | None = None) -> BatchOutcome:
+        """Posts any pending root first; then expires orders, clears the open ones, records the batch and
+        posts its root. A batch waits while an earlier root is unposted."""
+        with self._batch_lock:
+            now = self.clock() if now is None else now
+            if not self.post_pending_roots():
+                return BatchOutcome(None, None, 0, 0, False, "an earlier root is still being posted")
+            expired = len(self.store.expire_orders(now))
+            if expired:
+                log.info("batch: %d orders expired", expired)
+            records = [
+                r for r in self.store.open_orders() if r.expiry >= now + self.root_posting_margin
+            ]  # an order that may expire before its root is posted waits (and then expires)
+            if not records:
+                return BatchOutcome(None, None, 0, expired, False, "no open orders")
+            batch_id = max(self.store.next_batch_id(), self.last_chain_batch_id() + 1)
+            previous = self.store.list_batches(limit=1).items
+            seed = batch_seed(previous[0].root if previous else None, batch_id)
+            clearing = clear_batch(_books(records), seed, self.rule)
+            leases = assign_lease_ids(clearing, self.store.next_lease_id())
+            by_hash = {r.order_hash: r for r in records}
+            leaves: list[SettlementLeaf] = []
+            for lease in leases:
+                bid = by_hash[lease.match.bid_hash].order()
+                assert isinstance(bid, Bid)
+                leaves.append(
+                    lease_leaf(
+                        bid,
+                        self.domain,
+                        batch_id=batch_id,
+                        lease_id=lease.lease_id,
+                        provider=lease.match.provider,
+                        price_per_gpu_hour=lease.match.price_per_gpu_hour,
+                    )
+                )
+            tree = settlement_tree(leaves) if leaves else None
+            root = None if tree is None else bytes(tree.root)
+            self.store.record_batch(NewBatch(batch_id, CODE_VERSION, clearing, leases, leaves, root, now))
+            self.last_batch_at = now
+            self._count("batches")
+            self._count("leases", len(leases))
+            log.info(
+                "batch %d: %d orders considered, %d leases, rule %s, seed 0x%s, root %s",
+                batch_id,
+                len(records),
+                len(leases),
+                self.rule.value,
+                seed.hex(),
+                "none" if root is None else "0x" + root.hex(),
+            )
+            if tree is None or root is None:
+                return BatchOutcome(batch_id, None, 0, expired, False, "no leases")
+            self._trees[batch_id] = tree
+            posted = self._post(batch_id, root, None)
+            return BatchOutcome(batch_id, root, len(leases), expired, posted, "cleared")
+
+    def post_pending_roots(self) -> bool:
+        """Resumes (stored tx) or prepares (none) each batch awaiting its root, oldest first; True when none
+        is left pending."""
+        for pending in self.store.batches_awaiting_root():
+            log.info("batch %d: root 0x%s awaits posting; resuming", pending.batch_id, pending.root.hex())
+            if not self._post(pending.batch_id, pending.root, pending.tx):
+                return False
+        return True
+
+    def _post(self, batch_id: int, root: bytes, tx: SignedRootTx | None) -> bool:
+        try:
+            if tx is None:
+                try:
+                    tx = self.poster.prepare(batch_id, root)
+                except RootAlreadyPostedError as already:
+                    self.store.mark_root_posted(batch_id, already.posted)
+                    return True
+                self.store.record_root_tx(batch_id, tx, self.clock())
+                posted = self.poster.wait(self.poster.send(tx))
+            else:
+                posted = self.poster.resume(batch_id, root, tx)
+        except TransactionTimeoutError as exc:
+            log.warning("batch %d: root not mined yet (%s); will resume", batch_id, exc)
+            return False
+        except ChainError as exc:
+            log.error("batch %d: posting the root failed: %s", batch_id, exc)
+            return False
+        self.store.mark_root_posted(batch_id, posted)
+        self._count("roots_posted")
+        log.info(
+            "batch %d: root posted in tx 0x%s, block %d, gas %d",
+            batch_id,
+            posted.tx_hash.hex(),
+            posted.block_number,
+            posted.gas_used,
+        )
+        return True
+
+    # --- proofs
+
+    def tree(self, batch_id: int) -> StandardMerkleTree:
+        tree = self._trees.get(batch_id)
+        if tree is None:
+            leaves: list[SettlementLeaf] = []
+            cursor: str | None = None
+            while True:
+                page = self.store.batch_leaves(batch_id, limit=500, cursor=cursor)
+                leaves.extend(record.leaf for record in page.items)
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+            if not leaves:
+                raise NotFoundError(f"batch {batch_id} has no settlement tree")
+            tree = settlement_tree(leaves)
+            if len(self._trees) >= _TREE_CACHE:
+                self._trees.pop(next(iter(self._trees)))
+            self._trees[batch_id] = tree
+        return tree
+
+    def proof(self, lease_id: int) -> LeaseProof:
+        """The signed lease and its multiproof against its batch's root, for `lockLeases`."""
+        try:
+            lease = self.store.get_lease(lease_id)
+        except LeaseNotFoundError:
+            raise NotFoundError(f"no lease has id {lease_id}") from None
+        bid_record = self.get_order(lease.bid_hash)
+        bid = bid_record.order()
+        assert isinstance(bid, Bid)
+        leaf = lease_leaf(
+            bid,
+            self.domain,
+            batch_id=lease.batch_id,
+            lease_id=lease_id,
+            provider=lease.provider,
+            price_per_gpu_hour=lease.price_per_gpu_hour,
+        )
+        signed = SignedLease(bid, bid_record.signature.compact(), leaf)
+        tree = self.tree(lease.batch_id)
+        lease_args, (proof, flags) = lock_call(tree, [signed])
+        return LeaseProof(
+            lease_id, lease.batch_id, bytes(tree.root), signed, lease_args[0], list(proof), list(flags)
+        )
+
+    # --- the loop
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """sync_chain + run_batch every `batch_interval` seconds until `stop` is set; errors are logged and
+        the loop goes on (the next round retries)."""
+        log.info("batch loop: every %.1f s, rule %s", self.batch_interval, self.rule.value)
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                self.sync_chain()
+                outcome = self.run_batch()
+                if outcome.batch_id is not None or outcome.expired:
+                    log.info("round: %s", outcome)
+            except Exception:
+                self._count("loop_errors")
+                log.exception("batch round failed; retrying next interval")
+            stop.wait(max(0.0, self.batch_interval - (time.monotonic() - started)))
+        log.info("batch loop stopped")
+
+
+def _books(records: Sequence[OrderRecord]) -> dict[bytes, ProductBook]:
+    bids: dict[bytes, list[BookBid]] = {}
+    asks: dict[bytes, list[BookAsk]] = {}
+    for r in records:
+        if r.status != OrderStatus.OPEN:
+            continue
+        if r.kind == "bid":
+            bids.setdefault(r.product, []).append(
+                BookBid(r.order_hash, r.signer, r.gpus, Seconds(r.duration), PricePerGpuHour(r.price))
+            )
+        else:
+            assert r.host_id is not None
+            asks.setdefault(r.product, []).append(
+                BookAsk(
+                    r.order_hash,
+                    r.signer,
+                    HostId(r.host_id),
+                    r.gpus,
+                    Seconds(r.duration),
+                    PricePerGpuHour(r.price),
+                )
+            )
+    return {p: ProductBook(tuple(bids.get(p, ())), tuple(asks.get(p, ()))) for p in set(bids) | set(asks)}

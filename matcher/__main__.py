@@ -1,6 +1,10 @@
 """`python -m matcher` / `gpuspot-matcher`: runs the batch loop and the HTTP API until SIGTERM or Ctrl-C.
 
 Settings come from flags, then `GPUSPOT_MATCHER_*` environment variables, then the TOML file of `--config`.
+
+`python -m matcher verify-batch <id> --api URL --rpc-url URL` (or `gpuspot-verify-batch`) recomputes a
+recorded batch from its published inputs and compares it with the root on-chain (matcher/verify.py): exit 0
+on match, 1 on mismatch, 2 on usage errors.
 """
 
 from __future__ import annotations
@@ -39,7 +43,45 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def parse_verify_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="gpuspot-verify-batch",
+        description="Recompute a batch from its published inputs and compare it with the root on-chain.",
+    )
+    parser.add_argument("batch_id", type=int, help="the batch id")
+    parser.add_argument("--api", default="http://127.0.0.1:8000", help="the matcher API's base URL")
+    parser.add_argument("--rpc-url", dest="rpc_url", default="http://127.0.0.1:8545", help="the node")
+    return parser.parse_args(argv)
+
+
+def verify_main(argv: list[str] | None = None) -> int:
+    """`verify-batch`: 0 on match, 1 on mismatch, 2 on usage errors (argparse) or unreachable inputs."""
+    try:
+        args = parse_verify_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    import httpx
+
+    from matcher.verify import verify_batch
+
+    try:
+        result = verify_batch(args.api, args.rpc_url, args.batch_id)
+    except httpx.HTTPStatusError as exc:
+        print(
+            f"verify-batch: the API answered {exc.response.status_code}: {exc.response.text}", file=sys.stderr
+        )
+        return 2
+    except (httpx.HTTPError, OSError) as exc:
+        print(f"verify-batch: cannot read the inputs or the chain: {exc}", file=sys.stderr)
+        return 2
+    print(result.report())
+    return 0 if result.ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["verify-batch"]:
+        return verify_main(argv[1:])
     args = parse_args(argv)
     import uvicorn
 

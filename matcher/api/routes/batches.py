@@ -1,4 +1,4 @@
-"""Batches: newest first, paginated; one batch by id."""
+"""Batches: newest first, paginated; one batch by id; a batch's inputs (to recompute it)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from matcher.api.deps import Service
+from matcher.api.inputs import batch_inputs
 from matcher.api.views import batch_view
 from matcher.errors import NotFoundError
 
@@ -25,3 +26,9 @@ def get_batch(service: Service, batch_id: int) -> dict[str, Any]:
     if batch is None:
         raise NotFoundError(f"no batch has id {batch_id}")
     return batch_view(batch)
+
+
+@router.get("/{batch_id}/inputs")
+def get_batch_inputs(service: Service, batch_id: int) -> dict[str, Any]:
+    """The considered orders as signed, the seed, rule, code version, domain, lease ids and commitment."""
+    return batch_inputs(service, batch_id)

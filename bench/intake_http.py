@@ -225,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from matcher.api import create_app
     from matcher.chain import ChainWatcher, RootPoster
+    from matcher.chain.connection import connect
     from matcher.service import MatcherService
     from matcher.store import Store
 
@@ -241,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     thread: threading.Thread | None = None
     tmp = tempfile.TemporaryDirectory(prefix="intake_http-")
     try:
-        web3 = Web3(HTTPProvider(rpc))
+        web3 = connect(rpc)
         operator = Account.from_key(DEV_KEY)
         deployment = deploy(web3, operator.address)
         buyers = accounts(BUYERS)

@@ -18,7 +18,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
-from web3 import HTTPProvider, Web3
+from web3 import Web3
 
 from gpuspot.catalog import Catalog
 from gpuspot.deployment import Deployment
@@ -43,6 +43,7 @@ from matcher.chain import (
     TransactionTimeoutError,
     load_abi,
 )
+from matcher.chain.connection import connect
 from matcher.clearing import (
     BookAsk,
     BookBid,
@@ -232,7 +233,7 @@ class MatcherService:
     def from_settings(cls, settings: MatcherSettings, *, web3: Web3 | None = None) -> MatcherService:
         deployment = Deployment.load(settings.deployment_file)
         operator: LocalAccount = settings.operator_account(deployment.chain_id)
-        web3 = web3 or Web3(HTTPProvider(settings.rpc_url))
+        web3 = web3 or connect(settings.rpc_url)
         catalog = Catalog.load(settings.catalog_file) if settings.catalog_file else Catalog.default()
         return cls(
             store=Store.open(settings.database_url),

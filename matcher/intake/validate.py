@@ -284,6 +284,7 @@ class _BatchView:
         self.catalog = view.catalog
         self._reserved: dict[str, int] = {}
         self._nonces: dict[tuple[str, int], OrderHash] = {}
+        self._balances: dict[str, int] = {}
 
     def add(self, accepted: AcceptedOrder) -> None:
         if accepted.already_open:
@@ -293,7 +294,10 @@ class _BatchView:
             self._reserved[accepted.signer] = self._reserved.get(accepted.signer, 0) + accepted.max_cost
 
     def available_balance(self, buyer: str) -> int:
-        return self._view.available_balance(buyer)
+        # Read once per buyer and batch: the balance is a chain read that nothing in the batch changes.
+        if buyer not in self._balances:
+            self._balances[buyer] = self._view.available_balance(buyer)
+        return self._balances[buyer]
 
     def reserved(self, buyer: str) -> int:
         return self._view.reserved(buyer) + self._reserved.get(buyer, 0)

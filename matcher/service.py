@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
@@ -56,7 +56,15 @@ from matcher.clearing import (
     clear_batch,
 )
 from matcher.errors import CancellationRejectedError, NotFoundError
-from matcher.intake import AcceptedOrder, IntakePolicy, IntakeResult, validate, validate_many
+from matcher.intake import (
+    AcceptedOrder,
+    IntakePolicy,
+    IntakeResult,
+    OrderRejected,
+    RejectCode,
+    validate,
+    validate_many,
+)
 from matcher.settings import MatcherSettings
 from matcher.store import (
     LeaseNotFoundError,
@@ -65,6 +73,7 @@ from matcher.store import (
     OrderRecord,
     OrderStatus,
     Store,
+    StoreError,
     assign_lease_ids,
 )
 
@@ -309,9 +318,11 @@ class MatcherService:
         with self._intake_lock:
             now = self.clock()
             results = validate_many(list(payloads), self.view(now), self.policy)
-            for result in results:
-                if isinstance(result, AcceptedOrder):
-                    self.store.add_order(result, received_at=now)
+            positions = [i for i, result in enumerate(results) if isinstance(result, AcceptedOrder)]
+            stored = self.store.add_orders([cast(AcceptedOrder, results[i]) for i in positions], now)
+            for i, outcome in zip(positions, stored, strict=True):
+                if isinstance(outcome, StoreError):  # e.g. a nonce taken by a concurrent writer
+                    results[i] = OrderRejected(RejectCode.NONCE_USED, str(outcome))
         accepted = sum(isinstance(r, AcceptedOrder) for r in results)
         self._count("orders_accepted", accepted)
         self._count("orders_rejected", len(results) - accepted)

@@ -285,6 +285,7 @@ class _BatchView:
         self._reserved: dict[str, int] = {}
         self._nonces: dict[tuple[str, int], OrderHash] = {}
         self._balances: dict[str, int] = {}
+        self._base_reserved: dict[str, int] = {}
 
     def add(self, accepted: AcceptedOrder) -> None:
         if accepted.already_open:
@@ -300,7 +301,10 @@ class _BatchView:
         return self._balances[buyer]
 
     def reserved(self, buyer: str) -> int:
-        return self._view.reserved(buyer) + self._reserved.get(buyer, 0)
+        # The store's reservation is read once per buyer and batch; the batch's own orders are added here.
+        if buyer not in self._base_reserved:
+            self._base_reserved[buyer] = self._view.reserved(buyer)
+        return self._base_reserved[buyer] + self._reserved.get(buyer, 0)
 
     def nonce_closed(self, account: str, nonce: int) -> bool:
         return self._view.nonce_closed(account, nonce)

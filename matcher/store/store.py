@@ -8,7 +8,7 @@ the call survives `kill -9` and a power cut.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection, Engine
@@ -21,7 +21,7 @@ from matcher.store import batches as batch_ops
 from matcher.store import chain_mirror
 from matcher.store import orders as order_ops
 from matcher.store.engine import connect, reading, writing
-from matcher.store.errors import OrderNotFoundError, SchemaVersionError
+from matcher.store.errors import OrderNotFoundError, SchemaVersionError, StoreError
 from matcher.store.records import (
     BatchRecord,
     ChainLeaseState,
@@ -104,6 +104,21 @@ class Store:
         `NonceInUseError` if another open order of the signer holds its nonce."""
         with writing(self._engine) as connection:
             return order_ops.add_order(connection, accepted, received_at)
+
+    def add_orders(
+        self, accepted: Sequence[AcceptedOrder], received_at: int
+    ) -> list[tuple[OrderRecord, bool] | StoreError]:
+        """`add_order` for many orders in one transaction (one commit, one fsync), each in its own savepoint:
+        an order that fails (its `StoreError` takes its place in the result) leaves the others stored."""
+        results: list[tuple[OrderRecord, bool] | StoreError] = []
+        with writing(self._engine) as connection:
+            for order in accepted:
+                try:
+                    with connection.begin_nested():
+                        results.append(order_ops.add_order(connection, order, received_at))
+                except StoreError as exc:
+                    results.append(exc)
+        return results
 
     def get_order(self, order_hash: bytes) -> OrderRecord | None:
         with reading(self._engine) as connection:

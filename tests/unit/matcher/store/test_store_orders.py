@@ -187,3 +187,18 @@ def test_a_reopened_store_sees_every_order_and_state(open_store: Callable[[], St
     assert reopened.get_order(cancelled.order_hash).status is OrderStatus.CANCELLED  # type: ignore[union-attr]
     assert len(reopened.order_history(cancelled.order_hash)) == 2
     assert reopened.add_order(kept, NOW + 5)[1] is False
+
+
+def test_add_orders_stores_a_batch_in_one_call_and_isolates_a_failing_order(store: Store) -> None:
+    first = accepted(bid(nonce=7, gpus=1))
+    other_on_the_same_nonce = accepted(bid(nonce=7, gpus=2))
+    third = accepted(bid(nonce=8))
+    results = store.add_orders([first, other_on_the_same_nonce, third], NOW)
+    assert isinstance(results[1], NonceInUseError)
+    assert [r[1] for r in (results[0], results[2]) if not isinstance(r, Exception)] == [True, True]
+    assert {bytes(o.order_hash) for o in store.open_orders()} == {
+        bytes(first.order_hash),
+        bytes(third.order_hash),
+    }
+    again = store.add_orders([first, third], NOW)
+    assert [r[1] for r in again if not isinstance(r, Exception)] == [False, False]

@@ -65,6 +65,7 @@ from matcher.intake import (
     validate,
     validate_many,
 )
+from matcher.leases import lease_leaves, product_books
 from matcher.settings import MatcherSettings
 from matcher.store import (
     LeaseNotFoundError,
@@ -398,21 +399,13 @@ class MatcherService:
             seed = batch_seed(previous[0].root if previous else None, batch_id)
             clearing = clear_batch(_books(records), seed, self.rule)
             leases = assign_lease_ids(clearing, self.store.next_lease_id())
-            by_hash = {r.order_hash: r for r in records}
-            leaves: list[SettlementLeaf] = []
+            by_hash = {bytes(r.order_hash): r for r in records}
+            bids: dict[bytes, Bid] = {}
             for lease in leases:
-                bid = by_hash[lease.match.bid_hash].order()
+                bid = by_hash[bytes(lease.match.bid_hash)].order()
                 assert isinstance(bid, Bid)
-                leaves.append(
-                    lease_leaf(
-                        bid,
-                        self.domain,
-                        batch_id=batch_id,
-                        lease_id=lease.lease_id,
-                        provider=lease.match.provider,
-                        price_per_gpu_hour=lease.match.price_per_gpu_hour,
-                    )
-                )
+                bids[bytes(lease.match.bid_hash)] = bid
+            leaves = lease_leaves(leases, bids, self.domain, batch_id)
             tree = settlement_tree(leaves) if leaves else None
             root = None if tree is None else bytes(tree.root)
             self.store.record_batch(NewBatch(batch_id, CODE_VERSION, clearing, leases, leaves, root, now))
@@ -538,25 +531,31 @@ class MatcherService:
 
 
 def _books(records: Sequence[OrderRecord]) -> dict[bytes, ProductBook]:
-    bids: dict[bytes, list[BookBid]] = {}
-    asks: dict[bytes, list[BookAsk]] = {}
+    """The open orders' book entries, built from their stored columns."""
+    entries: list[tuple[bytes, BookBid | BookAsk]] = []
     for r in records:
         if r.status != OrderStatus.OPEN:
             continue
         if r.kind == "bid":
-            bids.setdefault(r.product, []).append(
-                BookBid(r.order_hash, r.signer, r.gpus, Seconds(r.duration), PricePerGpuHour(r.price))
+            entries.append(
+                (
+                    r.product,
+                    BookBid(r.order_hash, r.signer, r.gpus, Seconds(r.duration), PricePerGpuHour(r.price)),
+                )
             )
         else:
             assert r.host_id is not None
-            asks.setdefault(r.product, []).append(
-                BookAsk(
-                    r.order_hash,
-                    r.signer,
-                    HostId(r.host_id),
-                    r.gpus,
-                    Seconds(r.duration),
-                    PricePerGpuHour(r.price),
+            entries.append(
+                (
+                    r.product,
+                    BookAsk(
+                        r.order_hash,
+                        r.signer,
+                        HostId(r.host_id),
+                        r.gpus,
+                        Seconds(r.duration),
+                        PricePerGpuHour(r.price),
+                    ),
                 )
             )
-    return {p: ProductBook(tuple(bids.get(p, ())), tuple(asks.get(p, ()))) for p in set(bids) | set(asks)}
+    return product_books(entries)

@@ -26,7 +26,6 @@ from gpuspot.protocol import (
     Signature,
     from_json,
     keccak256,
-    lease_leaf,
     order_hash,
     recover_signer,
     settlement_tree,
@@ -38,10 +37,10 @@ from matcher.clearing import (
     OrderHash,
     PricePerGpuHour,
     PricingRule,
-    ProductBook,
     Seconds,
     clear_batch,
 )
+from matcher.leases import lease_leaves, product_books
 from matcher.store import assign_lease_ids
 
 __all__ = ["Verification", "chain_root", "fetch_inputs", "verify_batch", "verify_inputs"]
@@ -109,8 +108,7 @@ def verify_inputs(
     )
 
     # 1. the orders: parse, hash, signature
-    bids: dict[bytes, list[BookBid]] = {}
-    asks: dict[bytes, list[BookAsk]] = {}
+    entries: list[tuple[bytes, BookBid | BookAsk]] = []
     orders: dict[bytes, Bid | Ask] = {}
     outcomes: dict[bytes, str] = {}
     for item in inputs["orders"]:
@@ -139,11 +137,7 @@ def verify_inputs(
             continue
         orders[computed] = order
         outcomes[computed] = str(item.get("outcome"))
-        entry = _book_order(order, computed)
-        if isinstance(entry, BookBid):
-            bids.setdefault(order.product, []).append(entry)
-        else:
-            asks.setdefault(order.product, []).append(entry)
+        entries.append((order.product, _book_order(order, computed)))
     considered = keccak256(b"".join(sorted(orders)))
     published_considered = _bytes(inputs.get("considered_orders_hash"))
     if published_considered is not None and published_considered != considered:
@@ -154,7 +148,7 @@ def verify_inputs(
     result.checked.append(f"{len(orders)} order signatures")
 
     # 2. the clearing
-    books = {p: ProductBook(tuple(bids.get(p, ())), tuple(asks.get(p, ()))) for p in set(bids) | set(asks)}
+    books = product_books(entries)
     seed = _bytes(inputs["seed"])
     assert seed is not None
     try:
@@ -218,20 +212,8 @@ def verify_inputs(
     result.checked.append(f"{len(leases)} leases")
 
     # 4. the leaves and the root
-    leaves = []
-    for lease in leases:
-        bid = orders[bytes(lease.match.bid_hash)]
-        assert isinstance(bid, Bid)
-        leaves.append(
-            lease_leaf(
-                bid,
-                domain,
-                batch_id=batch_id,
-                lease_id=lease.lease_id,
-                provider=lease.match.provider,
-                price_per_gpu_hour=lease.match.price_per_gpu_hour,
-            )
-        )
+    bids = {h: order for h, order in orders.items() if isinstance(order, Bid)}
+    leaves = lease_leaves(leases, bids, domain, batch_id)
     root = bytes(settlement_tree(leaves).root) if leaves else None
     published_root = _bytes(inputs.get("root"))
     if root != published_root:

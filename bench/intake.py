@@ -33,9 +33,9 @@ from typing import Any
 import coincurve
 
 from gpuspot.catalog import Catalog
-from gpuspot.protocol import Ask, Bid, Eip712Domain, keccak256, sign, to_json, typed_data
+from gpuspot.protocol import Ask, Bid, Eip712Domain, digest, keccak256, sign, to_json, typed_data
+from gpuspot.protocol.orders import recover_digest_address
 from matcher.intake import MarketSnapshot, OrderRejected, validate, validate_many
-from matcher.intake.signer import order_digest, recover_address
 from matcher.intake.wire import parse_submission
 
 CHAIN_ID = 31337
@@ -122,14 +122,13 @@ def _stage_times(bodies: Sequence[str], domain: Eip712Domain, runs: int) -> dict
     """Median seconds over all orders of each stage of the single path, run in isolation."""
     documents = [json.loads(body) for body in bodies]
     submissions = [parse_submission(document) for document in documents]
-    separator = domain.separator
-    digests = [order_digest(s.order, separator) for s in submissions]
+    digests = [digest(s.order, domain) for s in submissions]
     pairs = list(zip(digests, (s.signature for s in submissions), strict=True))
     return {
         "JSON parsing": _median_seconds(runs, lambda: [json.loads(body) for body in bodies]),
         "schema + fields": _median_seconds(runs, lambda: [parse_submission(d) for d in documents]),
-        "digest": _median_seconds(runs, lambda: [order_digest(s.order, separator) for s in submissions]),
-        "recovery": _median_seconds(runs, lambda: [recover_address(d, sig) for d, sig in pairs]),
+        "digest": _median_seconds(runs, lambda: [digest(s.order, domain) for s in submissions]),
+        "recovery": _median_seconds(runs, lambda: [recover_digest_address(d, sig) for d, sig in pairs]),
     }
 
 

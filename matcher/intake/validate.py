@@ -36,10 +36,18 @@ from eth_utils.address import to_checksum_address
 
 from gpuspot.catalog import Catalog
 from gpuspot.protocol.errors import InvalidOrderError
-from gpuspot.protocol.orders import DOMAIN_NAME, DOMAIN_VERSION, Bid, Eip712Domain, Order, Signature
+from gpuspot.protocol.orders import (
+    DOMAIN_NAME,
+    DOMAIN_VERSION,
+    Bid,
+    Eip712Domain,
+    Order,
+    Signature,
+    digest,
+    recover_digest_address,
+)
 from matcher.clearing.book import Amount, OrderHash
 from matcher.intake.errors import InvalidIntakePolicyError, InvalidMarketViewError, OrderRejected, RejectCode
-from matcher.intake.signer import order_digest, recover_address
 from matcher.intake.view import MarketView
 from matcher.intake.wire import OrderKind, SignedDomain, parse_submission
 
@@ -175,7 +183,7 @@ def _check_terms(order: Order, catalog: Catalog, now: int, policy: IntakePolicy)
 
 def _check_signer(order: Order, signature: Signature, message_digest: bytes, market: Eip712Domain) -> str:
     account: str = order.buyer if isinstance(order, Bid) else order.provider
-    recovered = recover_address(message_digest, signature)
+    recovered = recover_digest_address(message_digest, signature)
     if recovered is None:
         raise _reject(
             RejectCode.BAD_SIGNATURE,
@@ -259,7 +267,7 @@ def validate(payload: object, view: MarketView, policy: IntakePolicy = IntakePol
         _check_domain(submission.domain, market)
     order = submission.order
     max_cost = _check_terms(order, view.catalog, view.now, policy)
-    order_hash = OrderHash(order_digest(order, market.separator))
+    order_hash = OrderHash(digest(order, market))
     account = _check_signer(order, submission.signature, order_hash, market)
     already_open = _check_state(order, account, order_hash, max_cost, view)
     return AcceptedOrder(

@@ -11,15 +11,14 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-from eth_account.messages import encode_typed_data
+from eth_account.messages import _hash_eip191_message, encode_typed_data
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from intake_market import BUYER, CHAIN_ID, DOMAIN, ESCROW, NOW, ask, bid, key, market
 
 from gpuspot.protocol import Ask, Bid, Eip712Domain, Signature, digest, sign, to_json, typed_data
-from gpuspot.protocol.orders import recover_signer
+from gpuspot.protocol.orders import recover_digest_address, recover_signer
 from matcher.intake import validate
-from matcher.intake.signer import order_digest, recover_address
 
 ROOT = Path(__file__).resolve().parents[4]
 NODE_MODULES = ROOT / "contracts" / "node_modules"
@@ -114,8 +113,9 @@ private_keys = st.integers(1, SECP256K1_N - 1).map(lambda n: n.to_bytes(32, "big
 
 @settings(max_examples=200, deadline=None)
 @given(order=bids | asks, domain=domains)
-def test_fast_digest_equals_the_protocol_digest(order: Bid | Ask, domain: Eip712Domain):
-    assert order_digest(order, domain.separator) == digest(order, domain)
+def test_the_protocol_digest_equals_eth_accounts_typed_data_digest(order: Bid | Ask, domain: Eip712Domain):
+    expected = _hash_eip191_message(encode_typed_data(full_message=typed_data(order, domain)))
+    assert digest(order, domain) == expected
 
 
 @settings(max_examples=60, deadline=None)
@@ -124,7 +124,7 @@ def test_fast_recovery_equals_eth_account(order: Bid | Ask, domain: Eip712Domain
     signature = sign(order, private_key, domain)
     message = encode_typed_data(full_message=typed_data(order, domain))
     expected = Account.recover_message(message, signature=signature.value)
-    recovered = recover_address(order_digest(order, domain.separator), signature)
+    recovered = recover_digest_address(digest(order, domain), signature)
     assert recovered is not None and "0x" + recovered.hex() == expected.lower()
     assert recover_signer(order, domain, signature) == expected
 

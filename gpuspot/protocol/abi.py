@@ -67,10 +67,13 @@ def normalize_address(value: object, what: str = "address") -> str:
     if not isinstance(value, str) or not _HEX_ADDRESS.match(value):
         raise AbiEncodingError(f"{what} must be a 0x-prefixed 20-byte hex address, got {value!r}")
     body = value[2:]
-    if body != body.lower() and body != body.upper() and not is_checksum_address(value):
-        raise AbiEncodingError(
-            f"{what} {value!r} has an invalid EIP-55 checksum: check it for typos, or pass it in lowercase"
-        )
+    if body != body.lower() and body != body.upper():
+        if not is_checksum_address(value):
+            raise AbiEncodingError(
+                f"{what} {value!r} has an invalid EIP-55 checksum: "
+                "check it for typos, or pass it in lowercase"
+            )
+        return value  # a valid mixed-case address is its checksummed form already
     return str(to_checksum_address(value))
 
 

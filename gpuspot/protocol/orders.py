@@ -39,6 +39,7 @@ __all__ = [
     "Order",
     "Signature",
     "digest",
+    "from_dict",
     "from_json",
     "order_hash",
     "recover_digest_address",
@@ -473,6 +474,11 @@ def from_json(text: str | bytes) -> Order:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise OrderJsonError(f"order is not valid JSON: {exc}") from None
+    return from_dict(document)
+
+
+def from_dict(document: object) -> Order:
+    """`from_json` for an order document already parsed from JSON (an API body, say), with the same checks."""
     if not isinstance(document, dict):
         raise OrderJsonError('order JSON must be an object with a "type" of "Bid" or "Ask"')
     cls = _ORDER_CLASSES.get(document.get("type"))  # type: ignore[arg-type]

@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 from gpuspot.protocol.errors import InvalidSignatureError, OrderJsonError
-from gpuspot.protocol.orders import Ask, Bid, Order, Signature, from_json
+from gpuspot.protocol.orders import Ask, Bid, Order, Signature, from_dict, from_json
 from matcher.intake.errors import OrderRejected, RejectCode
 
 __all__ = ["OrderKind", "Submission", "SignedDomain", "parse_submission"]
@@ -72,14 +72,10 @@ def _load(text: str | bytes | bytearray) -> Any:
 
 
 def _order(kind: str, value: object) -> Order:
-    if isinstance(value, Mapping):
-        text = json.dumps(dict(value))
-    elif isinstance(value, str):
-        text = value
-    else:
+    if not isinstance(value, Mapping | str):
         raise _malformed('"order" must be the order\'s canonical JSON object (gpuspot.protocol.to_json)')
     try:
-        order = from_json(text)
+        order = from_dict(dict(value)) if isinstance(value, Mapping) else from_json(value)
     except OrderJsonError as exc:
         raise _malformed(f"{exc} (send the order as gpuspot.protocol.to_json writes it)") from None
     if not isinstance(order, _CLASSES[kind]):

@@ -28,6 +28,7 @@ from gpuspot.protocol import (
     ProtocolError,
     Signature,
     digest,
+    from_dict,
     from_json,
     order_hash,
     product_id,
@@ -303,3 +304,14 @@ def test_domain_refuses_a_bad_contract_address():
         Eip712Domain(chain_id=1, verifying_contract="escrow")
     with pytest.raises(InvalidOrderError, match="chain_id"):
         Eip712Domain(chain_id=0, verifying_contract=ESCROW)
+
+
+def test_from_dict_takes_a_parsed_document_with_the_same_checks():
+    bid = make_bid()
+    assert from_dict(json.loads(to_json(bid))) == bid
+    with pytest.raises(OrderJsonError, match="must be an object"):
+        from_dict([])
+    document = json.loads(to_json(bid))
+    document["gpus"] = "70000"
+    with pytest.raises(OrderJsonError, match="uint16"):
+        from_dict(document)

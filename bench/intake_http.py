@@ -1,16 +1,18 @@
 """Order intake over HTTP: signed orders accepted per second by the matcher's API, end to end.
 
-Starts `anvil` on a free loopback port (a subprocess, stopped at exit), deploys the token, the provider
-registry and the escrow with web3 from ape's compiled artifacts (.build/__local__.json), funds the buyers
-(`depositFor` from one funder), builds the real `MatcherService` (SQLite in a temporary directory) and serves
-`create_app(service)` with uvicorn on 127.0.0.1 in a thread of this process. Then, for N pre-signed bids:
+Starts `anvil` on a free loopback port, deploys the token, the provider registry and the escrow with web3 from
+ape's compiled artifacts (.build/__local__.json), funds the buyers (`depositFor` from one funder), writes the
+deployment file and starts the real matcher, `python -m matcher`, as its own process (SQLite in a temporary
+directory, API on 127.0.0.1). Then, for N pre-signed bids:
 
-- single: `POST /v1/orders`, one order per request, from `--clients` concurrent httpx clients (threads);
-- batch: `POST /v1/orders/batch`, `--batch-size` orders per request, one client.
+- single: `POST /v1/orders`, one order per request, from `--clients` concurrent connections spread over
+  `--client-procs` processes (httpx, one thread per connection);
+- batch: `POST /v1/orders/batch`, `--batch-size` orders per request, one connection.
 
-Each phase uses its own fresh orders (distinct nonces), and every order must be accepted. The clients run in
-this process too (one GIL for server and clients: the figures are a floor). Prints the machine and the
-figures.
+Each phase uses its own fresh orders (distinct nonces), and every order must be accepted; the matcher checks
+each one in full (schema, domain, signature, nonce, balance, reservation) and stores it durably before it
+answers. Clients, matcher and Anvil share the machine's cores: the figures include the clients' own cost.
+Prints the machine and the figures.
 
     source scripts/lib.sh && python bench/intake_http.py
     python bench/intake_http.py --orders 200            # a quick check
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import shutil
@@ -41,7 +44,6 @@ import httpx  # noqa: E402
 from eth_utils.address import to_checksum_address  # noqa: E402
 from web3 import HTTPProvider, Web3  # noqa: E402
 
-from gpuspot.catalog import Catalog  # noqa: E402
 from gpuspot.deployment import Deployment, MarketParameters  # noqa: E402
 from gpuspot.protocol import Bid, Eip712Domain, keccak256, product_id, sign, to_json  # noqa: E402
 
@@ -178,23 +180,32 @@ def signed_bids(
     return out
 
 
-def run_single(base: str, orders: list[dict[str, Any]], clients: int) -> float:
-    chunks = [orders[i::clients] for i in range(clients)]
+def _single_worker(base: str, orders: list[dict[str, Any]], connections: int) -> int:
+    """One client process: `connections` threads, each with its own connection, one order per request."""
+    chunks = [orders[i::connections] for i in range(connections)]
 
-    def worker(chunk: list[dict[str, Any]]) -> int:
-        ok = 0
+    def post_all(chunk: list[dict[str, Any]]) -> int:
         with httpx.Client(base_url=base, timeout=60.0) as client:
             for order in chunk:
                 response = client.post("/v1/orders", json=order)
                 if response.status_code != 200:
                     raise RuntimeError(f"rejected: {response.text}")
-                ok += 1
-        return ok
+        return len(chunk)
 
-    started = time.perf_counter()
-    with ThreadPoolExecutor(clients) as pool:
-        accepted = sum(pool.map(worker, chunks))
-    elapsed = time.perf_counter() - started
+    with ThreadPoolExecutor(connections) as pool:
+        return sum(pool.map(post_all, chunks))
+
+
+def run_single(base: str, orders: list[dict[str, Any]], clients: int, procs: int) -> float:
+    parts = [orders[i::procs] for i in range(procs)]
+    per_proc = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(procs) as pool:
+        started = time.perf_counter()
+        accepted = sum(
+            pool.starmap(_single_worker, [(base, part, n) for part, n in zip(parts, per_proc, strict=True)])
+        )
+        elapsed = time.perf_counter() - started
     assert accepted == len(orders)
     return elapsed
 
@@ -211,35 +222,96 @@ def run_batch(base: str, orders: list[dict[str, Any]], size: int) -> float:
     return time.perf_counter() - started
 
 
+def start_matcher(rpc: str, deployment: Deployment, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`python -m matcher` on a free loopback port, on a fresh SQLite store; its base URL once it answers."""
+    deployment_file = workdir / "deployment.json"
+    deployment.save(deployment_file)
+    port = free_port()
+    log = (workdir / "matcher.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "matcher",
+            "--rpc-url",
+            rpc,
+            "--deployment-file",
+            str(deployment_file),
+            "--database-url",
+            f"sqlite:///{workdir / 'matcher.db'}",
+            "--batch-interval",
+            "3600",  # no batch clears while the orders come in: intake alone is measured
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "GPUSPOT_MATCHER_OPERATOR_KEY": DEV_KEY},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"intake_http: the matcher exited at start:\n{(workdir / 'matcher.log').read_text()}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1.0).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    sys.exit(f"intake_http: the matcher did not answer within 60 s:\n{(workdir / 'matcher.log').read_text()}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--orders", type=int, default=5_000, help="orders per phase (default 5000)")
-    parser.add_argument("--clients", type=int, default=4, help="concurrent clients, single phase (default 4)")
+    parser.add_argument(
+        "--clients", type=int, default=32, help="concurrent connections, single phase (default 32)"
+    )
+    parser.add_argument(
+        "--client-procs", type=int, default=2, help="client processes they are spread over (default 2)"
+    )
     parser.add_argument("--batch-size", type=int, default=500, help="orders per batch request (default 500)")
     args = parser.parse_args(argv)
-    if not 1 <= args.orders <= 100_000 or not 1 <= args.clients <= 32 or not 1 <= args.batch_size <= 5_000:
-        parser.error("bounds: --orders 1..100000, --clients 1..32, --batch-size 1..5000")
+    if (
+        not 1 <= args.orders <= 100_000
+        or not 1 <= args.clients <= 256
+        or not 1 <= args.client_procs <= min(args.clients, 16)
+        or not 1 <= args.batch_size <= 5_000
+    ):
+        parser.error(
+            "bounds: --orders 1..100000, --clients 1..256, --client-procs 1..min(clients, 16), "
+            "--batch-size 1..5000"
+        )
 
-    import uvicorn
     from eth_account import Account
 
-    from matcher.api import create_app
-    from matcher.chain import ChainWatcher, RootPoster
     from matcher.chain.connection import connect
-    from matcher.service import MatcherService
-    from matcher.store import Store
 
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, "
         f"Python {platform.python_version()}"
     )
-    print(f"keccak backend: {os.environ.get('ETH_HASH_BACKEND', 'default')}")
     anvil, rpc = start_anvil()
     timer = threading.Timer(TIMEOUT, lambda: os._exit(3))  # bounded in time whatever happens
     timer.daemon = True
     timer.start()
-    server: uvicorn.Server | None = None
-    thread: threading.Thread | None = None
+    matcher: subprocess.Popen[bytes] | None = None
     tmp = tempfile.TemporaryDirectory(prefix="intake_http-")
     try:
         web3 = connect(rpc)
@@ -252,45 +324,30 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         orders = signed_bids(args.orders * phases, 1, buyers, domain)
         print(f"signed {len(orders)} bids in {time.perf_counter() - t0:.1f} s ({BUYERS} funded buyers)")
-
-        service = MatcherService(
-            store=Store.open(f"sqlite:///{Path(tmp.name) / 'matcher.db'}"),
-            catalog=Catalog.default(),
-            deployment=deployment,
-            web3=web3,
-            poster=RootPoster.from_deployment(web3, deployment, operator),
-            watcher=ChainWatcher.from_deployment(web3, deployment, confirmations=0),
-        )
-        service.sync_chain()
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(service), host="127.0.0.1", port=port, log_level="warning", access_log=False
-            )
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        base = f"http://127.0.0.1:{port}"
-        while not server.started:
-            time.sleep(0.05)
+        matcher, base = start_matcher(rpc, deployment, Path(tmp.name))
 
         n = args.orders
-        single = run_single(base, orders[:n], args.clients)
+        single = run_single(base, orders[:n], args.clients, args.client_procs)
         batch = run_batch(base, orders[n : 2 * n], args.batch_size)
         print(
-            f"single  POST /v1/orders       {n} orders, {args.clients} clients: {single:6.2f} s  "
-            f"{n / single:8.0f} orders/s  (target 1000)"
+            f"single  POST /v1/orders       {n} orders, {args.clients} connections in {args.client_procs} "
+            f"processes: {single:6.2f} s  {n / single:8.0f} orders/s  (target 1000)"
         )
         print(
             f"batch   POST /v1/orders/batch {n} orders, {args.batch_size}/request:  {batch:6.2f} s  "
             f"{n / batch:8.0f} orders/s  (target 5000)"
         )
-        service.close()
+        metrics = dict(
+            line.split()
+            for line in httpx.get(f"{base}/metrics", timeout=10.0).text.splitlines()
+            if line.startswith("gpuspot_matcher_intake_round")
+        )
+        rounds = metrics.get("gpuspot_matcher_intake_rounds_total")
+        in_rounds = float(metrics.get("gpuspot_matcher_intake_round_seconds_total", 0))
+        print(f"matcher: {rounds} intake rounds (state read + commit), {in_rounds:.2f} s in them")
     finally:
-        if server is not None:
-            server.should_exit = True
-        if thread is not None:
-            thread.join(timeout=10)
+        if matcher is not None:
+            stop(matcher)
         anvil.terminate()
         try:
             anvil.wait(timeout=10)

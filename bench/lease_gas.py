@@ -40,8 +40,9 @@ PRICE = 2_500_000  # 2.50 tUSD per GPU-hour
 CAP = 3_000_000
 GPUS = 1
 DURATION = 3_600
-PARAMS = MarketParameters(min_stake=1_000_000, exit_delay=86_400, withdrawal_notice=7_200,
-                          lock_window=3_700, settle_window=600)
+PARAMS = MarketParameters(
+    min_stake=1_000_000, exit_delay=86_400, withdrawal_notice=7_200, lock_window=3_700, settle_window=600
+)
 
 
 class Bench:
@@ -78,11 +79,24 @@ class Bench:
             nonce = self.nonces.get(key.address, 0)
             self.nonces[key.address] = nonce + 1
             self.lease_id += 1
-            bid = Bid(buyer=key.address, product=product_id("H100-80GB"), gpus=GPUS, duration=DURATION,
-                      max_price_per_gpu_hour=CAP, job_spec_hash=b"\x42" * 32, nonce=nonce,
-                      expiry=self.chain.pending_timestamp + 86_400)
-            leaf = lease_leaf(bid, self.domain, batch_id=self.batch, lease_id=self.lease_id,
-                              provider=self.provider.address, price_per_gpu_hour=PRICE)
+            bid = Bid(
+                buyer=key.address,
+                product=product_id("H100-80GB"),
+                gpus=GPUS,
+                duration=DURATION,
+                max_price_per_gpu_hour=CAP,
+                job_spec_hash=b"\x42" * 32,
+                nonce=nonce,
+                expiry=self.chain.pending_timestamp + 86_400,
+            )
+            leaf = lease_leaf(
+                bid,
+                self.domain,
+                batch_id=self.batch,
+                lease_id=self.lease_id,
+                provider=self.provider.address,
+                price_per_gpu_hour=PRICE,
+            )
             out.append(SignedLease(bid, sign(bid, key.key, self.domain).compact(), leaf))
         return self.batch, out
 
@@ -95,10 +109,21 @@ class Bench:
     def lock(self, batch: int, leases: list[SignedLease]):
         return self.escrow.lockLeases(batch, *lock_call(self.trees[batch], leases), sender=self.provider)
 
-    def settle(self, batch: int, usage_batch: int, leases: list[SignedLease], usages: list[SettlementLeaf], *,
-               signed: bool):
-        args = settle_call(self.trees[batch], self.trees[usage_batch], list(zip(leases, usages, strict=True)),
-                           with_signatures=signed)
+    def settle(
+        self,
+        batch: int,
+        usage_batch: int,
+        leases: list[SignedLease],
+        usages: list[SettlementLeaf],
+        *,
+        signed: bool,
+    ):
+        args = settle_call(
+            self.trees[batch],
+            self.trees[usage_batch],
+            list(zip(leases, usages, strict=True)),
+            with_signatures=signed,
+        )
         return self.escrow.settleLeases(batch, usage_batch, *args, sender=self.provider)
 
     def reclaim(self, batch: int, leases: list[SignedLease]):
@@ -167,14 +192,18 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append((scenario, n, gas))
 
     print(f"\nLease gas on Anvil (real transactions; {GPUS} GPU x {DURATION}s leases, one provider)\n")
-    print("| buyers | leases/call | postRoot | lock | settle (locked) | lock+settle | reclaim |"
-          " per lease: lock + settle | per lease: one call |")
+    print(
+        "| buyers | leases/call | postRoot | lock | settle (locked) | lock+settle | reclaim |"
+        " per lease: lock + settle | per lease: one call |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for scenario, n, g in rows:
         two = (g["lock"] + g["settle (locked)"]) / n
         one = g["lock+settle (one call)"] / n
-        print(f"| {scenario} | {n} | {g['postRoot']:,} | {g['lock']:,} | {g['settle (locked)']:,} | "
-              f"{g['lock+settle (one call)']:,} | {g['reclaim']:,} | {two:,.0f} | {one:,.0f} |")
+        print(
+            f"| {scenario} | {n} | {g['postRoot']:,} | {g['lock']:,} | {g['settle (locked)']:,} | "
+            f"{g['lock+settle (one call)']:,} | {g['reclaim']:,} | {two:,.0f} | {one:,.0f} |"
+        )
     return 0
 
 

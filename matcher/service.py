@@ -1,8 +1,10 @@
 """The matcher service: intake, the chain mirror, batches and their roots, proofs. The pure cores (intake,
 clearing, protocol) do the thinking; this module wires them to the store and the chain. See docs/matcher.md.
 
-Locks: one intake lock makes "validate, then add to the book" atomic (two bids cannot both pass against the
-same balance); one batch lock lets a single batch run at a time. A batch never starts while an earlier root
+Intake runs in rounds (`GroupCommit`): concurrent submissions are verified, checked against one read of the
+market's state and stored in one transaction, one round at a time, which also makes "validate, then add to
+the book" atomic (two bids cannot both pass against the same balance). One batch lock lets a single batch run
+at a time. A batch never starts while an earlier root
 is still unposted, so batch ids reach the escrow in order and no batch ever gets two roots.
 """
 
@@ -11,9 +13,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
@@ -43,6 +45,7 @@ from matcher.chain import (
     TransactionTimeoutError,
     load_abi,
 )
+from matcher.chain.balances import available_balances
 from matcher.chain.connection import connect
 from matcher.clearing import (
     BookAsk,
@@ -56,18 +59,22 @@ from matcher.clearing import (
     clear_batch,
 )
 from matcher.errors import CancellationRejectedError, NotFoundError
+from matcher.group_commit import GroupCommit
 from matcher.intake import (
     AcceptedOrder,
     IntakePolicy,
     IntakeResult,
+    MarketSnapshot,
     OrderRejected,
     RejectCode,
-    validate,
-    validate_many,
+    SignedOrder,
+    admit_many,
+    verify_many,
 )
 from matcher.leases import lease_leaves, product_books
 from matcher.settings import MatcherSettings
 from matcher.store import (
+    IntakeState,
     LeaseNotFoundError,
     NewBatch,
     OrderNotOpenError,
@@ -94,6 +101,9 @@ ZERO_WORD = b"\x00" * 32
 _TREE_CACHE = 64
 DEFAULT_POLICY = IntakePolicy()
 
+Admitted = tuple[AcceptedOrder, OrderRecord] | OrderRejected
+"""One submission's outcome in an intake round: accepted (and its stored record) or rejected."""
+
 
 def cancellation_message(order_hash: bytes) -> str:
     """The text a signer signs (EIP-191 `personal_sign`) to cancel an order. The order hash is already bound
@@ -109,8 +119,9 @@ def batch_seed(previous_root: bytes | None, batch_id: int) -> bytes:
 
 
 class ChainMarketView:
-    """The `MarketView` intake reads: balances by `accountOf` on the escrow (latest block), everything else
-    from the store's book and chain mirror."""
+    """A `MarketView` that reads as it is asked: balances by `accountOf` on the escrow (latest block),
+    everything else from the store's book and chain mirror. Intake rounds use `MatcherService.snapshot`
+    instead, which reads the same things for many orders at once."""
 
     def __init__(self, service: MatcherService, now: int) -> None:
         self._service = service
@@ -215,6 +226,7 @@ class MatcherService:
         policy: IntakePolicy = DEFAULT_POLICY,
         root_posting_margin: int = 60,
         batch_interval: float = 5.0,
+        intake_round: int = 5_000,
         clock: Callable[[], int] = lambda: int(time.time()),
     ) -> None:
         self.store = store
@@ -232,7 +244,7 @@ class MatcherService:
         self._escrow = web3.eth.contract(
             address=Web3.to_checksum_address(deployment.escrow), abi=list(load_abi(ESCROW))
         )
-        self._intake_lock = threading.Lock()
+        self._admission: GroupCommit[object, Admitted] = GroupCommit(self._admit, max_items=intake_round)
         self._batch_lock = threading.Lock()
         self._trees: dict[int, StandardMerkleTree] = {}
         self.started_at = clock()
@@ -269,25 +281,49 @@ class MatcherService:
     # --- the market view
 
     def available_balance(self, buyer: str) -> int:
-        available, _reserved = self._escrow.functions.accountOf(buyer).call(block_identifier="latest")
-        return int(available)
+        return available_balances(self.web3, self.deployment.escrow, [buyer])[buyer]
 
     def reserved(self, buyer: str, now: int) -> int:
         """Open bids' max costs, plus the max costs of the buyer's leases that are committed or posted but
         not locked yet (still lockable): `accountOf.available` only drops when a lease is locked."""
-        total = self.store.reserved_for(buyer)
-        lock_window = self.deployment.parameters.lock_window
-        for lease in self.store.leases_of(buyer, limit=500).items:
-            if lease.buyer != buyer or lease.status not in ("committed", "posted"):
-                continue
-            if lease.status == "posted":
-                batch = self.store.get_batch(lease.batch_id)
-                if batch is None or batch.posted_at is None or batch.posted_at + lock_window < now:
-                    continue  # the lock window has passed: this lease can no longer take the funds
-            bid = self.store.get_order(lease.bid_hash)
-            if bid is not None and bid.max_cost is not None:
-                total += bid.max_cost
-        return total
+        buyer = Web3.to_checksum_address(buyer)
+        return self._intake_state([buyer], [], [], now).reservations.get(buyer, 0)
+
+    def _intake_state(
+        self,
+        buyers: Collection[str],
+        providers: Collection[str],
+        nonces: Collection[tuple[str, int]],
+        now: int,
+    ) -> IntakeState:
+        return self.store.intake_state(
+            buyers=buyers,
+            providers=providers,
+            nonces=nonces,
+            min_stake=self.deployment.parameters.min_stake,
+            lock_window=self.deployment.parameters.lock_window,
+            now=now,
+        )
+
+    def snapshot(self, orders: Sequence[SignedOrder], now: int) -> MarketSnapshot:
+        """The market state the state checks of `orders` read, all at once: one store transaction and one
+        batch of balance reads, however many orders."""
+        buyers = {o.signer for o in orders if o.max_cost is not None}
+        providers = {o.signer for o in orders if o.max_cost is None}
+        nonces = {(o.signer, o.order.nonce) for o in orders}
+        state = self._intake_state(buyers, providers, nonces, now)
+        return MarketSnapshot(
+            chain_id=self.deployment.chain_id,
+            escrow=self.deployment.escrow,
+            now=now,
+            catalog=self.catalog,
+            balances=available_balances(self.web3, self.deployment.escrow, buyers) if buyers else {},
+            reservations=state.reservations,
+            closed_nonces=state.closed_nonces,
+            open_nonces=state.open_nonces,
+            active_providers=state.active_providers,
+            pending_withdrawals=state.pending_withdrawals,
+        )
 
     def view(self, now: int | None = None) -> ChainMarketView:
         return ChainMarketView(self, self.clock() if now is None else now)
@@ -296,39 +332,61 @@ class MatcherService:
 
     def submit(self, payload: object) -> tuple[AcceptedOrder, OrderRecord]:
         """Validates and stores one order; raises `OrderRejected` (nothing changed)."""
-        with self._intake_lock:
-            now = self.clock()
-            try:
-                accepted = validate(payload, self.view(now), self.policy)
-            except Exception:
-                self._count("orders_rejected")
-                raise
-            record, created = self.store.add_order(accepted, received_at=now)
-        self._count("orders_accepted")
-        log.info(
-            "order 0x%s (%s by %s) %s",
-            accepted.order_hash.hex(),
-            accepted.kind.value,
-            accepted.signer,
-            "accepted" if created else "already known",
-        )
-        return accepted, record
+        result = self._admission.submit([payload])[0]
+        if isinstance(result, OrderRejected):
+            raise result
+        return result
 
     def submit_many(self, payloads: Iterable[object]) -> list[IntakeResult]:
         """Validates and stores many orders; one result per item (an accepted order or its rejection)."""
-        with self._intake_lock:
-            now = self.clock()
-            results = validate_many(list(payloads), self.view(now), self.policy)
-            positions = [i for i, result in enumerate(results) if isinstance(result, AcceptedOrder)]
-            stored = self.store.add_orders([cast(AcceptedOrder, results[i]) for i in positions], now)
-            for i, outcome in zip(positions, stored, strict=True):
-                if isinstance(outcome, StoreError):  # e.g. a nonce taken by a concurrent writer
-                    results[i] = OrderRejected(RejectCode.NONCE_USED, str(outcome))
-        accepted = sum(isinstance(r, AcceptedOrder) for r in results)
-        self._count("orders_accepted", accepted)
-        self._count("orders_rejected", len(results) - accepted)
-        log.info("batch submission: %d accepted, %d rejected", accepted, len(results) - accepted)
-        return results
+        return [r if isinstance(r, OrderRejected) else r[0] for r in self._admission.submit(list(payloads))]
+
+    def _admit(self, payloads: list[object]) -> list[Admitted]:
+        """One intake round (see `GroupCommit`): verify every submission (no state read), read the state of
+        exactly the accounts and nonces they name, admit them in order, and store the accepted ones in one
+        transaction. Rounds run one at a time, so "validate, then add to the book" is atomic: two bids
+        cannot both pass against the same balance."""
+        started = time.perf_counter()
+        now = self.clock()
+        verified = verify_many(payloads, self.view(now), self.policy)
+        signed = [item for item in verified if isinstance(item, SignedOrder)]
+        results = admit_many(verified, self.snapshot(signed, now) if signed else self.view(now))
+        accepted = [r for r in results if isinstance(r, AcceptedOrder)]
+        stored = iter(self.store.add_orders(accepted, now))
+        out: list[Admitted] = []
+        rejections: dict[str, int] = {}
+        created = 0
+        for result in results:
+            if isinstance(result, AcceptedOrder):
+                outcome = next(stored)
+                if isinstance(outcome, StoreError):  # e.g. a nonce taken by another writer of this store
+                    result = OrderRejected(RejectCode.NONCE_USED, str(outcome))
+                else:
+                    created += outcome[1]
+                    out.append((result, outcome[0]))
+                    log.debug(
+                        "order 0x%s (%s by %s) accepted",
+                        result.order_hash.hex(),
+                        result.kind.value,
+                        result.signer,
+                    )
+                    continue
+            rejections[result.code.value] = rejections.get(result.code.value, 0) + 1
+            out.append(result)
+        accepted_count = len(payloads) - sum(rejections.values())
+        self._count("orders_accepted", accepted_count)
+        self._count("orders_rejected", len(payloads) - accepted_count)
+        self._count("intake_rounds")
+        self._count("intake_round_microseconds", int((time.perf_counter() - started) * 1e6))
+        log.info(
+            "intake: %d orders, %d accepted (%d new), %d rejected%s",
+            len(payloads),
+            accepted_count,
+            created,
+            len(payloads) - accepted_count,
+            "".join(f", {code} x{n}" for code, n in sorted(rejections.items())),
+        )
+        return out
 
     def get_order(self, order_hash: bytes) -> OrderRecord:
         record = self.store.get_order(order_hash)

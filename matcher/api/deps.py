@@ -13,7 +13,9 @@ from matcher.service import MatcherService
 _HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
 
 
-def get_service(request: Request) -> MatcherService:
+async def get_service(request: Request) -> MatcherService:
+    """`async` although it does not wait: FastAPI runs a plain `def` dependency in its thread pool, one
+    more thread hop per request for a dictionary lookup."""
     service: MatcherService = request.app.state.service
     return service
 

@@ -51,7 +51,18 @@ from matcher.intake.errors import InvalidIntakePolicyError, InvalidMarketViewErr
 from matcher.intake.view import MarketView
 from matcher.intake.wire import OrderKind, SignedDomain, parse_submission
 
-__all__ = ["AcceptedOrder", "IntakePolicy", "IntakeResult", "market_domain", "validate", "validate_many"]
+__all__ = [
+    "AcceptedOrder",
+    "IntakePolicy",
+    "IntakeResult",
+    "SignedOrder",
+    "admit_many",
+    "market_domain",
+    "validate",
+    "validate_many",
+    "verify_many",
+    "verify_submission",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,11 +267,25 @@ def _check_state(
     return already_open
 
 
-def validate(payload: object, view: MarketView, policy: IntakePolicy = IntakePolicy()) -> AcceptedOrder:
-    """Validates one submitted order (a parsed JSON body, or its text) against the market; see the module doc.
+@dataclass(frozen=True, slots=True)
+class SignedOrder:
+    """An order that passed the checks that read nothing about any account (1-8): well-formed, for this
+    market, on its terms, and signed by its buyer or provider. `admit_many` finishes the job against the
+    market's state."""
 
-    Returns the `AcceptedOrder` or raises `OrderRejected` (with its `code`); changes nothing.
-    """
+    kind: OrderKind
+    order: Order
+    order_hash: OrderHash
+    signer: str
+    signature: Signature
+    max_cost: Amount | None
+
+
+def verify_submission(
+    payload: object, view: MarketView, policy: IntakePolicy = IntakePolicy()
+) -> SignedOrder:
+    """Checks 1-8 of one submission (a parsed JSON body, or its text); reads only the view's chain id,
+    escrow, clock and catalog. Returns the `SignedOrder` or raises `OrderRejected`."""
     submission = parse_submission(payload)
     market = market_domain(view.chain_id, view.escrow)
     if submission.domain is not None:
@@ -269,16 +294,36 @@ def validate(payload: object, view: MarketView, policy: IntakePolicy = IntakePol
     max_cost = _check_terms(order, view.catalog, view.now, policy)
     order_hash = OrderHash(digest(order, market))
     account = _check_signer(order, submission.signature, order_hash, market)
-    already_open = _check_state(order, account, order_hash, max_cost, view)
-    return AcceptedOrder(
+    return SignedOrder(
         kind=submission.kind,
         order=order,
         order_hash=order_hash,
         signer=account,
         signature=submission.signature,
         max_cost=None if max_cost is None else Amount(max_cost),
+    )
+
+
+def _admit(signed: SignedOrder, view: MarketView) -> AcceptedOrder:
+    """Checks 9-12 of a signed order against the market's state."""
+    already_open = _check_state(signed.order, signed.signer, signed.order_hash, signed.max_cost, view)
+    return AcceptedOrder(
+        kind=signed.kind,
+        order=signed.order,
+        order_hash=signed.order_hash,
+        signer=signed.signer,
+        signature=signed.signature,
+        max_cost=signed.max_cost,
         already_open=already_open,
     )
+
+
+def validate(payload: object, view: MarketView, policy: IntakePolicy = IntakePolicy()) -> AcceptedOrder:
+    """Validates one submitted order (a parsed JSON body, or its text) against the market; see the module doc.
+
+    Returns the `AcceptedOrder` or raises `OrderRejected` (with its `code`); changes nothing.
+    """
+    return _admit(verify_submission(payload, view, policy), view)
 
 
 class _BatchView:
@@ -327,25 +372,47 @@ class _BatchView:
         return self._view.withdrawal_pending(buyer)
 
 
-def validate_many(
-    payloads: Iterable[object], view: MarketView, policy: IntakePolicy = IntakePolicy()
-) -> list[IntakeResult]:
-    """Validates a batch of submissions, one result per item in order: an `AcceptedOrder` or the item's
-    `OrderRejected`. One bad item rejects only itself.
+def admit_many(items: Iterable[SignedOrder | OrderRejected], view: MarketView) -> list[IntakeResult]:
+    """Checks 9-12 for a batch of verified submissions, one result per item in order (a rejection passes
+    through unchanged). Items are admitted in order as if each accepted one had already entered the book: a
+    later bid of the same buyer sees the earlier ones' reservations, a later order with the same
+    (account, nonce) is `nonce_used`, and the same order twice comes back twice with the same hash (the
+    second `already_open`). Nothing is changed in `view`.
 
-    Items are validated in order as if each accepted one had already entered the book: a later bid of the same
-    buyer sees the earlier ones' reservations, a later order with the same (account, nonce) is `nonce_used`,
-    and the same order twice comes back twice with the same hash (the second `already_open`). Nothing is
-    changed in `view`.
-    """
+    Splitting `verify_submission` from this lets a service verify a whole batch first, then read the state of
+    exactly the accounts and nonces it names in one go (a `MarketSnapshot`), then admit."""
     batch = _BatchView(view)
     results: list[IntakeResult] = []
-    for payload in payloads:
+    for item in items:
+        if isinstance(item, OrderRejected):
+            results.append(item)
+            continue
         try:
-            accepted = validate(payload, batch, policy)
+            accepted = _admit(item, batch)
         except OrderRejected as rejection:
             results.append(rejection)
             continue
         batch.add(accepted)
         results.append(accepted)
     return results
+
+
+def verify_many(
+    payloads: Iterable[object], view: MarketView, policy: IntakePolicy = IntakePolicy()
+) -> list[SignedOrder | OrderRejected]:
+    """`verify_submission` for each payload; a rejection takes the item's place."""
+    out: list[SignedOrder | OrderRejected] = []
+    for payload in payloads:
+        try:
+            out.append(verify_submission(payload, view, policy))
+        except OrderRejected as rejection:
+            out.append(rejection)
+    return out
+
+
+def validate_many(
+    payloads: Iterable[object], view: MarketView, policy: IntakePolicy = IntakePolicy()
+) -> list[IntakeResult]:
+    """Validates a batch of submissions, one result per item in order: an `AcceptedOrder` or the item's
+    `OrderRejected`. One bad item rejects only itself; see `admit_many` for how the items see each other."""
+    return admit_many(verify_many(payloads, view, policy), view)

@@ -5,7 +5,7 @@ transaction, so a batch is recorded completely or not at all."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection
 from dataclasses import asdict
 from typing import Any
 
@@ -18,6 +18,7 @@ from matcher.clearing.book import OrderHash
 from matcher.clearing.outcome import BatchClearing, Reason, Side, Totals
 from matcher.store import chain_mirror
 from matcher.store.columns import INT63_MAX
+from matcher.store.engine import chunks
 from matcher.store.errors import (
     BatchAlreadyRecordedError,
     BatchNotFoundError,
@@ -62,6 +63,7 @@ __all__ = [
     "get_lease",
     "leases_of",
     "list_batches",
+    "lockable_lease_costs",
     "mark_root_posted",
     "next_batch_id",
     "next_lease_id",
@@ -70,7 +72,6 @@ __all__ = [
 ]
 
 MATCHED = "matched"
-_CHUNK = 500  # bound parameters per IN (...) query, well under SQLite's limit
 
 
 def assign_lease_ids(clearing: BatchClearing, first_lease_id: int) -> tuple[NewLease, ...]:
@@ -231,11 +232,6 @@ def _leaf_rows(
     return rows
 
 
-def _chunks(values: Sequence[bytes]) -> Iterable[Sequence[bytes]]:
-    for start in range(0, len(values), _CHUNK):
-        yield values[start : start + _CHUNK]
-
-
 def record_batch(connection: Connection, batch: NewBatch) -> BatchRecord:
     """Records the batch whole: its row, per-product clearings, every considered order with its outcome, the
     leases, the leaves, and the matched orders' new status. Raises (and, the transaction rolling back, leaves
@@ -303,7 +299,7 @@ def record_batch(connection: Connection, batch: NewBatch) -> BatchRecord:
                 "gap": unmatched.gap,
             }
     known: set[bytes] = set()
-    for chunk in _chunks(list(considered)):
+    for chunk in chunks(list(considered)):
         known.update(
             connection.execute(select(orders.c.order_hash).where(orders.c.order_hash.in_(chunk))).scalars()
         )
@@ -592,6 +588,34 @@ def leases_of(connection: Connection, who: str, limit: int, cursor: str | None) 
     rows = connection.execute(query.order_by(leases.c.lease_id.desc()).limit(limit + 1)).all()
     items = [_lease_record(connection, row) for row in rows[:limit]]
     return Page(items, str(items[-1].lease_id) if len(rows) > limit else None)
+
+
+def lockable_lease_costs(
+    connection: Connection, buyers: Collection[str], lock_window: int, now: int
+) -> dict[str, int]:
+    """For each buyer (checksummed), the summed max cost of its leases that are committed or posted but not
+    locked, and can still be locked (root unposted, or posted at most `lock_window` seconds ago). The escrow's
+    `available` only drops when a lease is locked, so intake must hold this back too. Buyers with none are
+    absent."""
+    totals: dict[str, int] = {}
+    for chunk in chunks(buyers):
+        rows = connection.execute(
+            select(leases.c.lease_id, leases.c.buyer, orders.c.max_cost)
+            .select_from(
+                leases.join(orders, orders.c.order_hash == leases.c.bid_hash).outerjoin(
+                    root_posts, root_posts.c.batch_id == leases.c.batch_id
+                )
+            )
+            .where(
+                leases.c.buyer.in_(chunk),
+                or_(root_posts.c.posted_at.is_(None), root_posts.c.posted_at >= now - lock_window),
+            )
+        ).all()
+        locked = chain_mirror.locked_lease_ids(connection, [row.lease_id for row in rows])
+        for row in rows:
+            if row.lease_id not in locked:
+                totals[row.buyer] = totals.get(row.buyer, 0) + row.max_cost
+    return totals
 
 
 def explanation(connection: Connection, order_hash: bytes) -> Explanation | None:

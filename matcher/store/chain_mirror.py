@@ -18,11 +18,11 @@ Each event row also carries up to three lookup keys, filled by event type:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.engine import Connection
 
 from matcher.chain.events import (
@@ -35,17 +35,21 @@ from matcher.chain.events import (
 )
 from matcher.chain.watcher import ChainCursor, Reorg, WatcherItem
 from matcher.store.columns import uint_text
-from matcher.store.engine import insert_or_ignore
+from matcher.store.engine import chunks, insert_or_ignore
 from matcher.store.orders import account
 from matcher.store.records import ChainLeaseState
 from matcher.store.schema import chain_cursor, chain_events
 
 __all__ = [
+    "active_providers",
     "apply_chain",
     "chain_cursor_of",
+    "closed_nonces",
     "is_nonce_closed",
+    "locked_lease_ids",
     "lease_state",
     "posted_root",
+    "pending_withdrawals",
     "provider_active",
     "rewind_chain",
     "withdrawal_pending",
@@ -136,53 +140,98 @@ def _args(connection: Connection, *conditions: Any) -> list[tuple[str, dict[str,
     return [(row.name, json.loads(row.args_json)) for row in rows]
 
 
+def closed_nonces(connection: Connection, pairs: Collection[tuple[str, int]]) -> set[tuple[str, int]]:
+    """The `(signer, nonce)` pairs among `pairs` that are no longer Open on-chain: consumed by a locked
+    lease, or invalidated. Signers must be checksummed (as the store holds them)."""
+    closed: set[tuple[str, int]] = set()
+    for chunk in chunks(pairs):
+        for who, nonce in connection.execute(
+            select(chain_events.c.account, chain_events.c.subject).where(
+                chain_events.c.name == LeaseLocked.__name__,
+                tuple_(chain_events.c.account, chain_events.c.subject).in_(chunk),
+            )
+        ):
+            closed.add((who, nonce))
+        words = {(who, nonce >> 7) for who, nonce in chunk}
+        lanes: dict[tuple[str, int], int] = {}
+        for row in connection.execute(
+            select(chain_events.c.account, chain_events.c.subject, chain_events.c.args_json).where(
+                chain_events.c.name == NoncesInvalidated.__name__,
+                tuple_(chain_events.c.account, chain_events.c.subject).in_(list(words)),
+            )
+        ):
+            key = (row.account, row.subject)
+            lanes[key] = lanes.get(key, 0) | int(json.loads(row.args_json)["closed_lanes"])
+        closed.update(
+            (who, nonce) for who, nonce in chunk if lanes.get((who, nonce >> 7), 0) >> (nonce & 127) & 1
+        )
+    return closed
+
+
 def is_nonce_closed(connection: Connection, signer: str, nonce: int) -> bool:
     """Whether `(signer, nonce)` is no longer Open on-chain: invalidated, or consumed by a locked lease."""
-    who = account(signer)
     uint_text(nonce, "nonce")
-    locked = connection.execute(
-        select(chain_events.c.block_number)
-        .where(
-            chain_events.c.name == "LeaseLocked",
-            chain_events.c.account == who,
-            chain_events.c.subject == nonce,
+    return bool(closed_nonces(connection, [(account(signer), nonce)]))
+
+
+def _latest_of(
+    connection: Connection, accounts: Collection[str], names: Sequence[str]
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Each account's latest event among `names` (name and arguments), for the accounts that have one."""
+    latest: dict[str, tuple[str, dict[str, Any]]] = {}
+    for chunk in chunks(accounts):
+        rows = connection.execute(
+            select(chain_events.c.account, chain_events.c.name, chain_events.c.args_json)
+            .where(chain_events.c.name.in_(names), chain_events.c.account.in_(chunk))
+            .order_by(chain_events.c.block_number, chain_events.c.log_index)
         )
-        .limit(1)
-    ).first()
-    if locked is not None:
-        return True
-    lane = 1 << (nonce & 127)
-    masks = _args(
-        connection,
-        chain_events.c.name == "NoncesInvalidated",
-        chain_events.c.account == who,
-        chain_events.c.subject == nonce >> 7,
-    )
-    return any(int(args["closed_lanes"]) & lane for _, args in masks)
+        for row in rows:
+            latest[row.account] = (row.name, json.loads(row.args_json))
+    return latest
 
 
-def _latest(connection: Connection, who: str, names: Sequence[str]) -> tuple[str, dict[str, Any]] | None:
-    events = _args(connection, chain_events.c.name.in_(names), chain_events.c.account == who)
-    return events[-1] if events else None
+def pending_withdrawals(connection: Connection, accounts: Collection[str]) -> set[str]:
+    """The accounts among `accounts` (checksummed) with a withdrawal requested and neither withdrawn nor
+    cancelled since."""
+    latest = _latest_of(connection, accounts, ("WithdrawalRequested", "WithdrawalCancelled", "Withdrawn"))
+    return {who for who, (name, _) in latest.items() if name == "WithdrawalRequested"}
 
 
 def withdrawal_pending(connection: Connection, signer: str) -> bool:
     """A withdrawal was requested and has been neither withdrawn nor cancelled since."""
-    latest = _latest(connection, account(signer), ("WithdrawalRequested", "WithdrawalCancelled", "Withdrawn"))
-    return latest is not None and latest[0] == "WithdrawalRequested"
+    return bool(pending_withdrawals(connection, [account(signer)]))
+
+
+def active_providers(connection: Connection, providers: Collection[str], min_stake: int = 0) -> set[str]:
+    """The providers among `providers` (checksummed) that `ProviderRegistry.isActive` would call active:
+    registered, no exit requested, and stake >= `min_stake` (the registry's `minStake`, which no event
+    carries)."""
+    status = _latest_of(connection, providers, ("ProviderRegistered", "ExitRequested", "ProviderExited"))
+    registered = [who for who, (name, _) in status.items() if name == "ProviderRegistered"]
+    stakes = _latest_of(connection, registered, ("ProviderRegistered", "StakeAdded", "ProviderSlashed"))
+    return {
+        who
+        for who, (name, args) in stakes.items()
+        if int(args["stake_left"] if name == "ProviderSlashed" else args["stake"]) >= min_stake
+    }
 
 
 def provider_active(connection: Connection, provider: str, min_stake: int = 0) -> bool:
-    """`ProviderRegistry.isActive`: registered, no exit requested, and stake >= `min_stake` (the registry's
-    `minStake`, which no event carries)."""
-    who = account(provider)
-    status = _latest(connection, who, ("ProviderRegistered", "ExitRequested", "ProviderExited"))
-    if status is None or status[0] != "ProviderRegistered":
-        return False
-    stake = _latest(connection, who, ("ProviderRegistered", "StakeAdded", "ProviderSlashed"))
-    assert stake is not None
-    name, args = stake
-    return int(args["stake_left"] if name == "ProviderSlashed" else args["stake"]) >= min_stake
+    """`ProviderRegistry.isActive` for one provider; see `active_providers`."""
+    return bool(active_providers(connection, [account(provider)], min_stake))
+
+
+def locked_lease_ids(connection: Connection, lease_ids: Collection[int]) -> set[int]:
+    """The lease ids among `lease_ids` that the chain has locked (any lock, settle or reclaim event: each
+    implies the lock)."""
+    found: set[int] = set()
+    for chunk in chunks(lease_ids):
+        found.update(
+            connection.execute(
+                select(chain_events.c.lease_id).where(chain_events.c.lease_id.in_(chunk)).distinct()
+            ).scalars()
+        )
+    return found
 
 
 def posted_root(connection: Connection, batch_id: int) -> tuple[bytes, int] | None:

@@ -9,10 +9,10 @@ writers rely on constraints and conditional updates (`INSERT ... ON CONFLICT DO 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Table, event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -22,9 +22,12 @@ from sqlalchemy.exc import ArgumentError
 
 from matcher.store.errors import InvalidStoreUrlError
 
-__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "connect", "insert_or_ignore", "reading", "writing"]
+__all__ = ["CHUNK", "SQLITE_BUSY_TIMEOUT_MS", "chunks", "connect", "insert_or_ignore", "reading", "writing"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+CHUNK = 400
+"""Keys per `IN (...)` list: well within every backend's limit on bound parameters."""
+_T = TypeVar("_T")
 _WRITE = "gpuspot_write"
 
 
@@ -114,3 +117,10 @@ def insert_or_ignore(
     # Counted through RETURNING: drivers disagree on rowcount for this statement (psycopg reports -1).
     returning = statement.returning(*(table.c[name] for name in key))
     return len(connection.execute(returning, values).all())
+
+
+def chunks(items: Collection[_T], size: int = CHUNK) -> Iterator[list[_T]]:
+    """`items` in lists of at most `size`, each to become one `IN (...)`."""
+    listed = list(items)
+    for start in range(0, len(listed), size):
+        yield listed[start : start + size]

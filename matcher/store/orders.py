@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select, tuple_, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
@@ -16,12 +16,13 @@ from gpuspot.protocol.orders import Bid, Signature, to_json
 from matcher.clearing.book import OrderHash
 from matcher.intake.validate import AcceptedOrder
 from matcher.store.columns import INT63_MAX, clamp64, uint_text
-from matcher.store.engine import insert_or_ignore
+from matcher.store.engine import chunks, insert_or_ignore
 from matcher.store.errors import (
     InvalidStoredValueError,
     NonceInUseError,
     OrderNotFoundError,
     OrderNotOpenError,
+    StoreError,
 )
 from matcher.store.pages import check_limit, pair_cursor
 from matcher.store.records import OrderRecord, OrderStatus, Page, StatusChange
@@ -29,12 +30,14 @@ from matcher.store.schema import order_status_changes, orders
 
 __all__ = [
     "account",
-    "add_order",
+    "add_orders",
     "cancel_order",
     "close_orders",
     "expire_orders",
     "get_order",
+    "open_bid_costs",
     "open_nonce_owner",
+    "open_nonce_owners",
     "open_orders",
     "order_history",
     "orders_of",
@@ -98,24 +101,29 @@ def _row(accepted: AcceptedOrder, received_at: int) -> dict[str, Any]:
 
 
 def record_of(row: Row[Any]) -> OrderRecord:
+    return _record(cast(Mapping[str, Any], row._mapping))
+
+
+def _record(values: Mapping[str, Any]) -> OrderRecord:
+    """An `OrderRecord` from an `orders` row, read back or about to be written (the same Python values)."""
     return OrderRecord(
-        order_hash=OrderHash(row.order_hash),
-        kind=row.kind,
-        signer=row.signer,
-        product=row.product,
-        nonce=row.nonce,
-        price=row.price,
-        gpus=row.gpus,
-        duration=row.duration,
-        host_id=row.host_id,
-        job_spec_hash=row.job_spec_hash,
-        expiry=row.expiry,
-        max_cost=row.max_cost,
-        order_json=row.order_json,
-        signature=Signature(row.signature),
-        status=OrderStatus(row.status),
-        received_at=row.received_at,
-        status_at=row.status_at,
+        order_hash=OrderHash(values["order_hash"]),
+        kind=values["kind"],
+        signer=values["signer"],
+        product=values["product"],
+        nonce=values["nonce"],
+        price=values["price"],
+        gpus=values["gpus"],
+        duration=values["duration"],
+        host_id=values["host_id"],
+        job_spec_hash=values["job_spec_hash"],
+        expiry=values["expiry"],
+        max_cost=values["max_cost"],
+        order_json=values["order_json"],
+        signature=Signature(values["signature"]),
+        status=OrderStatus(values["status"]),
+        received_at=values["received_at"],
+        status_at=values["status_at"],
     )
 
 
@@ -131,11 +139,68 @@ def _require(connection: Connection, order_hash: bytes) -> OrderRecord:
     return record
 
 
-def add_order(connection: Connection, accepted: AcceptedOrder, received_at: int) -> tuple[OrderRecord, bool]:
-    """Inserts the order as open unless an order with its hash exists; the stored order and whether this call
-    created it. The same signed order added twice, even concurrently, is one row (the primary key)."""
+def add_orders(
+    connection: Connection, accepted: Sequence[AcceptedOrder], received_at: int
+) -> list[tuple[OrderRecord, bool] | StoreError]:
+    """Inserts each order as open unless an order with its hash exists: one result per item, (the stored
+    order, whether this call created it), or the `NonceInUseError` of an order whose (signer, nonce) another
+    open order holds (it is not stored; the others are). The same signed order twice, in one call or in two
+    concurrent ones, is one row (the primary key).
+
+    Set-based: a few queries and two multi-row inserts for the whole list. If a concurrent writer slips an
+    order in between (a constraint fires), it falls back to one savepoint per order."""
     _time(received_at, "received_at")
-    row = _row(accepted, received_at)
+    by_hash: dict[bytes, AcceptedOrder] = {}
+    for order in accepted:
+        by_hash.setdefault(bytes(order.order_hash), order)
+    existing = _records(connection, list(by_hash))
+    fresh = [(h, _row(order, received_at)) for h, order in by_hash.items() if h not in existing]
+    holders = open_nonce_owners(connection, [(row["signer"], row["nonce"]) for _, row in fresh])
+    outcome: dict[bytes, tuple[OrderRecord, bool] | StoreError] = {h: (r, False) for h, r in existing.items()}
+    insertable: list[dict[str, Any]] = []
+    for order_hash, row in fresh:
+        key = (row["signer"], row["nonce"])
+        holder = holders.get(key)
+        if holder is not None:
+            outcome[order_hash] = _nonce_in_use(by_hash[order_hash], holder)
+            continue
+        holders[key] = OrderHash(order_hash)  # a later order in this call with the same nonce is refused
+        insertable.append(row)
+    if insertable:
+        try:
+            with connection.begin_nested():
+                connection.execute(orders.insert(), insertable)
+                connection.execute(
+                    order_status_changes.insert(),
+                    [
+                        {"order_hash": row["order_hash"], "status": OrderStatus.OPEN.value, "at": received_at}
+                        for row in insertable
+                    ],
+                )
+            outcome.update((row["order_hash"], (_record(row), True)) for row in insertable)
+        except IntegrityError:  # another writer took one of these hashes or nonces since the reads above
+            for row in insertable:
+                try:
+                    with connection.begin_nested():
+                        outcome[row["order_hash"]] = _add_one(connection, by_hash[row["order_hash"]], row)
+                except StoreError as exc:
+                    outcome[row["order_hash"]] = exc
+    results: list[tuple[OrderRecord, bool] | StoreError] = []
+    seen: set[bytes] = set()
+    for order in accepted:
+        order_hash = bytes(order.order_hash)
+        result = outcome[order_hash]
+        if order_hash in seen and not isinstance(result, StoreError):
+            result = (result[0], False)  # the same order again in this call: created once
+        seen.add(order_hash)
+        results.append(result)
+    return results
+
+
+def _add_one(
+    connection: Connection, accepted: AcceptedOrder, row: dict[str, Any]
+) -> tuple[OrderRecord, bool]:
+    """One order, checked and inserted on its own (the fallback of `add_orders`)."""
     holder = open_nonce_owner(connection, accepted.signer, accepted.order.nonce)
     if holder is not None and holder != bytes(accepted.order_hash):
         raise _nonce_in_use(accepted, holder)
@@ -147,9 +212,18 @@ def add_order(connection: Connection, accepted: AcceptedOrder, received_at: int)
     if created:
         connection.execute(
             order_status_changes.insert(),
-            {"order_hash": row["order_hash"], "status": OrderStatus.OPEN.value, "at": received_at},
+            {"order_hash": row["order_hash"], "status": OrderStatus.OPEN.value, "at": row["received_at"]},
         )
     return _require(connection, accepted.order_hash), created
+
+
+def _records(connection: Connection, hashes: Sequence[bytes]) -> dict[bytes, OrderRecord]:
+    """The stored orders among `hashes`, by hash."""
+    found: dict[bytes, OrderRecord] = {}
+    for chunk in chunks(hashes):
+        for row in connection.execute(select(orders).where(orders.c.order_hash.in_(chunk))):
+            found[bytes(row.order_hash)] = record_of(row)
+    return found
 
 
 def _nonce_in_use(accepted: AcceptedOrder, holder: bytes) -> NonceInUseError:
@@ -233,27 +307,46 @@ def open_orders(connection: Connection, product: bytes | None = None) -> list[Or
     return [record_of(row) for row in connection.execute(query.order_by(orders.c.order_hash))]
 
 
+def open_bid_costs(connection: Connection, buyers: Collection[str]) -> dict[str, int]:
+    """The sum of `max_cost` over each buyer's open bids (summed here, exactly: the column is decimal text);
+    buyers checksummed, those without open bids absent."""
+    totals: dict[str, int] = {}
+    for chunk in chunks(buyers):
+        for signer, cost in connection.execute(
+            select(orders.c.signer, orders.c.max_cost).where(
+                orders.c.signer.in_(chunk),
+                orders.c.kind == "bid",
+                orders.c.status == OrderStatus.OPEN.value,
+            )
+        ):
+            totals[signer] = totals.get(signer, 0) + cost
+    return totals
+
+
 def reserved_for(connection: Connection, buyer: str) -> int:
-    """The sum of `max_cost` over the buyer's open bids (summed here, exactly: the column is decimal text)."""
-    costs = connection.execute(
-        select(orders.c.max_cost).where(
-            orders.c.signer == account(buyer),
-            orders.c.kind == "bid",
-            orders.c.status == OrderStatus.OPEN.value,
-        )
-    ).scalars()
-    return sum(costs)
+    """The sum of `max_cost` over the buyer's open bids."""
+    return open_bid_costs(connection, [account(buyer)]).get(account(buyer), 0)
+
+
+def open_nonce_owners(
+    connection: Connection, pairs: Collection[tuple[str, int]]
+) -> dict[tuple[str, int], OrderHash]:
+    """The open order holding each `(signer, nonce)` among `pairs` (signers checksummed), where one does."""
+    owners: dict[tuple[str, int], OrderHash] = {}
+    for chunk in chunks(pairs):
+        for row in connection.execute(
+            select(orders.c.signer, orders.c.nonce, orders.c.order_hash).where(
+                orders.c.status == OrderStatus.OPEN.value,
+                tuple_(orders.c.signer, orders.c.nonce).in_(chunk),
+            )
+        ):
+            owners[(row.signer, row.nonce)] = OrderHash(row.order_hash)
+    return owners
 
 
 def open_nonce_owner(connection: Connection, signer: str, nonce: int) -> OrderHash | None:
-    owner = connection.execute(
-        select(orders.c.order_hash).where(
-            orders.c.signer == account(signer),
-            orders.c.nonce == nonce,
-            orders.c.status == OrderStatus.OPEN.value,
-        )
-    ).scalar_one_or_none()
-    return None if owner is None else OrderHash(owner)
+    key = (account(signer), nonce)
+    return open_nonce_owners(connection, [key]).get(key)
 
 
 def order_history(connection: Connection, order_hash: bytes) -> list[StatusChange]:

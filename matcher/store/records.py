@@ -21,6 +21,7 @@ __all__ = [
     "BatchStatus",
     "ChainLeaseState",
     "Explanation",
+    "IntakeState",
     "LeafRecord",
     "LeaseRecord",
     "NewBatch",
@@ -121,6 +122,21 @@ class PendingRoot:
     batch_id: int
     root: bytes
     tx: SignedRootTx | None
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeState:
+    """What intake needs to know about the accounts and nonces of one round of submissions, read in one
+    transaction (`Store.intake_state`). Accounts checksummed; amounts in base units.
+
+    `reservations`: per buyer, open bids' max costs plus the max costs of its still-lockable, unlocked
+    leases. `closed_nonces`: pairs no longer Open on-chain. `open_nonces`: the open order holding a pair."""
+
+    reservations: dict[str, int]
+    closed_nonces: frozenset[tuple[str, int]]
+    open_nonces: dict[tuple[str, int], OrderHash]
+    pending_withdrawals: frozenset[str]
+    active_providers: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)

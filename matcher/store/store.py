@@ -8,7 +8,7 @@ the call survives `kill -9` and a power cut.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection, Engine
@@ -26,6 +26,7 @@ from matcher.store.records import (
     BatchRecord,
     ChainLeaseState,
     Explanation,
+    IntakeState,
     LeafRecord,
     LeaseRecord,
     NewBatch,
@@ -102,23 +103,18 @@ class Store:
         """Stores an accepted order as open; (the stored order, whether this call created it). Idempotent by
         order hash: the same signed order again, even from two threads at once, is one order.
         `NonceInUseError` if another open order of the signer holds its nonce."""
-        with writing(self._engine) as connection:
-            return order_ops.add_order(connection, accepted, received_at)
+        result = self.add_orders([accepted], received_at)[0]
+        if isinstance(result, StoreError):
+            raise result
+        return result
 
     def add_orders(
         self, accepted: Sequence[AcceptedOrder], received_at: int
     ) -> list[tuple[OrderRecord, bool] | StoreError]:
-        """`add_order` for many orders in one transaction (one commit, one fsync), each in its own savepoint:
-        an order that fails (its `StoreError` takes its place in the result) leaves the others stored."""
-        results: list[tuple[OrderRecord, bool] | StoreError] = []
+        """`add_order` for many orders in one transaction (one commit, one fsync): one result per item, an
+        order that cannot be stored (its `StoreError` takes its place) leaving the others stored."""
         with writing(self._engine) as connection:
-            for order in accepted:
-                try:
-                    with connection.begin_nested():
-                        results.append(order_ops.add_order(connection, order, received_at))
-                except StoreError as exc:
-                    results.append(exc)
-        return results
+            return order_ops.add_orders(connection, accepted, received_at)
 
     def get_order(self, order_hash: bytes) -> OrderRecord | None:
         with reading(self._engine) as connection:
@@ -153,6 +149,30 @@ class Store:
         """The open order holding `(signer, nonce)`, if any (`MarketView.open_order_with_nonce`)."""
         with reading(self._engine) as connection:
             return order_ops.open_nonce_owner(connection, signer, nonce)
+
+    def intake_state(
+        self,
+        *,
+        buyers: Collection[str],
+        providers: Collection[str],
+        nonces: Collection[tuple[str, int]],
+        min_stake: int,
+        lock_window: int,
+        now: int,
+    ) -> IntakeState:
+        """Everything intake reads about these buyers, providers and (account, nonce) pairs (all checksummed),
+        in one consistent read: a round of submissions costs a handful of queries, not a few per order."""
+        with reading(self._engine) as connection:
+            reservations = order_ops.open_bid_costs(connection, buyers)
+            for buyer, cost in batch_ops.lockable_lease_costs(connection, buyers, lock_window, now).items():
+                reservations[buyer] = reservations.get(buyer, 0) + cost
+            return IntakeState(
+                reservations=reservations,
+                closed_nonces=frozenset(chain_mirror.closed_nonces(connection, nonces)),
+                open_nonces=order_ops.open_nonce_owners(connection, nonces),
+                pending_withdrawals=frozenset(chain_mirror.pending_withdrawals(connection, buyers)),
+                active_providers=frozenset(chain_mirror.active_providers(connection, providers, min_stake)),
+            )
 
     def orders_of(self, signer: str, limit: int = 50, cursor: str | None = None) -> Page[OrderRecord]:
         with reading(self._engine) as connection:

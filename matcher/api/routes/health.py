@@ -35,12 +35,19 @@ def metrics(service: Service) -> str:
         ("orders_accepted", "orders accepted"),
         ("orders_rejected", "orders rejected"),
         ("orders_cancelled", "orders cancelled"),
+        ("intake_rounds", "intake rounds (one state read and one commit each)"),
         ("batches", "batches recorded"),
         ("leases", "leases committed"),
         ("roots_posted", "roots posted"),
         ("loop_errors", "failed rounds"),
     ]:
         metric(f"{name}_total", "counter", help_, counters.get(name, 0))
+    metric(
+        "intake_round_seconds_total",
+        "counter",
+        "time spent in intake rounds (verify, read state, admit, store)",
+        counters.get("intake_round_microseconds", 0) / 1e6,
+    )
     metric("open_orders", "gauge", "open orders in the book", len(service.store.open_orders()))
     metric(
         "pending_roots", "gauge", "batches awaiting their root", len(service.store.batches_awaiting_root())

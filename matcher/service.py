@@ -39,13 +39,14 @@ from matcher.chain import (
     ESCROW,
     ChainError,
     ChainWatcher,
+    Reorg,
     RootAlreadyPostedError,
     RootPoster,
     SignedRootTx,
     TransactionTimeoutError,
     load_abi,
 )
-from matcher.chain.balances import available_balances
+from matcher.chain.balances import BalanceCache
 from matcher.chain.connection import connect
 from matcher.clearing import (
     BookAsk,
@@ -227,6 +228,7 @@ class MatcherService:
         root_posting_margin: int = 60,
         batch_interval: float = 5.0,
         intake_round: int = 5_000,
+        balance_ttl: float = 30.0,
         clock: Callable[[], int] = lambda: int(time.time()),
     ) -> None:
         self.store = store
@@ -244,7 +246,9 @@ class MatcherService:
         self._escrow = web3.eth.contract(
             address=Web3.to_checksum_address(deployment.escrow), abi=list(load_abi(ESCROW))
         )
+        self.balances = BalanceCache(web3, deployment.escrow, ttl=balance_ttl)
         self._admission: GroupCommit[object, Admitted] = GroupCommit(self._admit, max_items=intake_round)
+        self._state_lock = threading.Lock()
         self._batch_lock = threading.Lock()
         self._trees: dict[int, StandardMerkleTree] = {}
         self.started_at = clock()
@@ -281,7 +285,8 @@ class MatcherService:
     # --- the market view
 
     def available_balance(self, buyer: str) -> int:
-        return available_balances(self.web3, self.deployment.escrow, [buyer])[buyer]
+        """The buyer's `available` in the escrow, read from the chain now."""
+        return self.balances.refresh([buyer])[buyer]
 
     def reserved(self, buyer: str, now: int) -> int:
         """Open bids' max costs, plus the max costs of the buyer's leases that are committed or posted but
@@ -305,19 +310,13 @@ class MatcherService:
             now=now,
         )
 
-    def snapshot(self, orders: Sequence[SignedOrder], now: int) -> MarketSnapshot:
-        """The market state the state checks of `orders` read, all at once: one store transaction and one
-        batch of balance reads, however many orders."""
-        buyers = {o.signer for o in orders if o.max_cost is not None}
-        providers = {o.signer for o in orders if o.max_cost is None}
-        nonces = {(o.signer, o.order.nonce) for o in orders}
-        state = self._intake_state(buyers, providers, nonces, now)
+    def _snapshot(self, state: IntakeState, balances: dict[str, int], now: int) -> MarketSnapshot:
         return MarketSnapshot(
             chain_id=self.deployment.chain_id,
             escrow=self.deployment.escrow,
             now=now,
             catalog=self.catalog,
-            balances=available_balances(self.web3, self.deployment.escrow, buyers) if buyers else {},
+            balances=balances,
             reservations=state.reservations,
             closed_nonces=state.closed_nonces,
             open_nonces=state.open_nonces,
@@ -332,14 +331,19 @@ class MatcherService:
 
     def submit(self, payload: object) -> tuple[AcceptedOrder, OrderRecord]:
         """Validates and stores one order; raises `OrderRejected` (nothing changed)."""
-        result = self._admission.submit([payload])[0]
+        result = self.admit([payload])[0]
         if isinstance(result, OrderRejected):
             raise result
         return result
 
     def submit_many(self, payloads: Iterable[object]) -> list[IntakeResult]:
         """Validates and stores many orders; one result per item (an accepted order or its rejection)."""
-        return [r if isinstance(r, OrderRejected) else r[0] for r in self._admission.submit(list(payloads))]
+        return [r if isinstance(r, OrderRejected) else r[0] for r in self.admit(list(payloads))]
+
+    def admit(self, payloads: Sequence[object]) -> list[Admitted]:
+        """Validates and stores many orders, in intake rounds shared with concurrent callers: one outcome
+        per item, the accepted order with its stored record, or its rejection."""
+        return self._admission.submit(payloads)
 
     def _admit(self, payloads: list[object]) -> list[Admitted]:
         """One intake round (see `GroupCommit`): verify every submission (no state read), read the state of
@@ -350,9 +354,12 @@ class MatcherService:
         now = self.clock()
         verified = verify_many(payloads, self.view(now), self.policy)
         signed = [item for item in verified if isinstance(item, SignedOrder)]
-        results = admit_many(verified, self.snapshot(signed, now) if signed else self.view(now))
-        accepted = [r for r in results if isinstance(r, AcceptedOrder)]
-        stored = iter(self.store.add_orders(accepted, now))
+        with self._state_lock:  # the chain mirror and the balance cache move together, between rounds
+            results: list[IntakeResult] = [r for r in verified if isinstance(r, OrderRejected)]
+            if signed:
+                results = self._admit_signed(verified, signed, now)
+            accepted = [r for r in results if isinstance(r, AcceptedOrder)]
+            stored = iter(self.store.add_orders(accepted, now))
         out: list[Admitted] = []
         rejections: dict[str, int] = {}
         created = 0
@@ -387,6 +394,33 @@ class MatcherService:
             "".join(f", {code} x{n}" for code, n in sorted(rejections.items())),
         )
         return out
+
+    def _admit_signed(
+        self, verified: list[SignedOrder | OrderRejected], signed: list[SignedOrder], now: int
+    ) -> list[IntakeResult]:
+        """The state checks of a round: one read of the store, balances from the cache (a buyer refused for
+        balance on a cached figure is re-read from the chain and the round admitted again)."""
+        buyers = {o.signer for o in signed if o.max_cost is not None}
+        state = self._intake_state(
+            buyers,
+            {o.signer for o in signed if o.max_cost is None},
+            {(o.signer, o.order.nonce) for o in signed},
+            now,
+        )
+        balances, cached = self.balances.get_many(buyers)
+        results = admit_many(verified, self._snapshot(state, balances, now))
+        stale = {
+            item.signer
+            for item, result in zip(verified, results, strict=True)
+            if isinstance(result, OrderRejected)
+            and result.code is RejectCode.INSUFFICIENT_BALANCE
+            and isinstance(item, SignedOrder)
+            and item.signer in cached
+        }
+        if stale:
+            balances.update(self.balances.refresh(stale))
+            results = admit_many(verified, self._snapshot(state, balances, now))
+        return results
 
     def get_order(self, order_hash: bytes) -> OrderRecord:
         record = self.store.get_order(order_hash)
@@ -427,7 +461,19 @@ class MatcherService:
         """One watcher poll into the store's mirror; the number of events stored."""
         cursor = self.store.chain_cursor() or self.watcher.start_cursor(self.deployment)
         items, new_cursor = self.watcher.poll(cursor)
-        stored = self.store.apply_chain(items, new_cursor)
+        with self._state_lock:  # not in the middle of an intake round
+            stored = self.store.apply_chain(
+                items, new_cursor, at=self.clock(), min_stake=self.deployment.parameters.min_stake
+            )
+            if any(isinstance(item, Reorg) for item in items):
+                self.balances.clear()
+            else:
+                self.balances.forget(
+                    str(getattr(item, name))
+                    for item in items
+                    for name in ("account", "buyer", "provider")
+                    if hasattr(item, name)
+                )
         if stored:
             log.info("chain: %d events up to block %d", stored, new_cursor.next_block - 1)
         return stored

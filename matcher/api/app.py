@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from matcher.api import errors
+from matcher.api.intake import LoopIntake
 from matcher.api.routes import accounts, batches, book, health, leases, market, orders
 from matcher.service import MatcherService
 
@@ -12,6 +13,7 @@ from matcher.service import MatcherService
 def create_app(service: MatcherService) -> FastAPI:
     app = FastAPI(title="gpuspot matcher", version="0.1.0")
     app.state.service = service
+    app.state.intake = LoopIntake(service)
     errors.install(app)
     for module in (market, orders, book, batches, leases, accounts, health):
         app.include_router(module.router)

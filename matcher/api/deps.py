@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from matcher.api.errors import ApiError
+from matcher.api.intake import LoopIntake
 from matcher.service import MatcherService
 
 _HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
@@ -21,6 +22,11 @@ async def get_service(request: Request) -> MatcherService:
 
 
 Service = Annotated[MatcherService, Depends(get_service)]
+
+
+def intake_of(request: Request) -> LoopIntake:
+    intake: LoopIntake = request.app.state.intake
+    return intake
 
 
 def parse_hash(value: str, what: str = "order hash") -> bytes:

@@ -1,4 +1,5 @@
-"""Escrow balances for many accounts in one round trip: intake reads every buyer of a round at once.
+"""Escrow balances for many accounts in one round trip: intake reads every buyer of a round at once, and
+keeps what it read until the chain says the account changed (`BalanceCache`).
 
 `accountOf(address)` is called with hand-encoded calldata in one JSON-RPC batch (a list of `eth_call`s in one
 HTTP request) at one block, so a round of a few hundred buyers costs one request instead of a few hundred,
@@ -7,7 +8,9 @@ each paying web3's formatting. A provider without batch support gets one call pe
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import threading
+import time
+from collections.abc import Callable, Collection, Iterable
 from typing import Any, cast
 
 from eth_typing import HexStr
@@ -17,7 +20,7 @@ from web3.types import BlockIdentifier, TxParams
 from gpuspot.protocol import keccak256
 from matcher.chain.errors import ChainError
 
-__all__ = ["ACCOUNT_OF", "available_balances"]
+__all__ = ["ACCOUNT_OF", "BalanceCache", "available_balances"]
 
 ACCOUNT_OF = keccak256(b"accountOf(address)")[:4]
 """The selector of `Escrow.accountOf(address) returns (uint256 available, uint256 reserved)`."""
@@ -63,3 +66,62 @@ def available_balances(
                 raise ChainError(f"reading accountOf({account}) failed: {response.get('error', response)}")
             out[account] = _available(response["result"], account)
     return out
+
+
+class BalanceCache:
+    """Escrow `available` balances read from the chain and kept until an event about the account arrives
+    (`forget`), a reorg (`clear`), or `ttl` seconds pass.
+
+    Why a cached balance is safe to accept bids against: an account's `available` only falls on-chain by a
+    lease lock (whose cost intake already holds back until the mirror sees the lock, and the same chain
+    sync forgets the balance) or a withdrawal (announced by a request the mirror sees, after which intake
+    refuses the buyer's bids). Rises (deposits, refunds) can leave it low; the service re-reads the balance
+    before refusing a bid for it."""
+
+    def __init__(
+        self,
+        web3: Web3,
+        escrow: str,
+        ttl: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._web3 = web3
+        self._escrow = escrow
+        self._ttl = ttl
+        self._clock = clock
+        self._entries: dict[str, tuple[float, int]] = {}
+        self._lock = threading.Lock()
+        self.reads = 0
+
+    def get_many(self, accounts: Collection[str]) -> tuple[dict[str, int], set[str]]:
+        """Each account's balance, and which of them came from the cache (the rest were read now)."""
+        now = self._clock()
+        with self._lock:
+            cached = {
+                a: entry[1]
+                for a in accounts
+                if (entry := self._entries.get(a)) is not None and now - entry[0] <= self._ttl
+            }
+        missing = [a for a in accounts if a not in cached]
+        return {**cached, **self.refresh(missing)}, set(cached)
+
+    def refresh(self, accounts: Collection[str]) -> dict[str, int]:
+        """Reads the accounts' balances from the chain now, and keeps them."""
+        if not accounts:
+            return {}
+        read_at = self._clock()
+        fresh = available_balances(self._web3, self._escrow, accounts)
+        with self._lock:
+            self.reads += 1
+            for account, balance in fresh.items():
+                self._entries[account] = (read_at, balance)
+        return fresh
+
+    def forget(self, accounts: Iterable[str]) -> None:
+        with self._lock:
+            for account in accounts:
+                self._entries.pop(account, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()

@@ -27,23 +27,28 @@ from sqlalchemy.engine import Connection
 
 from matcher.chain.events import (
     ChainEvent,
+    ExitRequested,
     LeaseLocked,
     LeaseReclaimed,
     LeaseSettled,
     NoncesInvalidated,
+    ProviderExited,
+    ProviderSlashed,
     RootPosted,
+    WithdrawalRequested,
 )
 from matcher.chain.watcher import ChainCursor, Reorg, WatcherItem
 from matcher.store.columns import uint_text
 from matcher.store.engine import chunks, insert_or_ignore
-from matcher.store.orders import account
-from matcher.store.records import ChainLeaseState
+from matcher.store.orders import account, close_orders, open_nonces_of
+from matcher.store.records import ChainLeaseState, OrderStatus
 from matcher.store.schema import chain_cursor, chain_events
 
 __all__ = [
     "active_providers",
     "apply_chain",
     "chain_cursor_of",
+    "close_orders_for",
     "closed_nonces",
     "is_nonce_closed",
     "locked_lease_ids",
@@ -112,11 +117,15 @@ def rewind_chain(connection: Connection, from_block: int) -> int:
     return int(removed)
 
 
-def apply_chain(connection: Connection, items: Iterable[WatcherItem], cursor: ChainCursor) -> int:
+def apply_chain(
+    connection: Connection, items: Iterable[WatcherItem], cursor: ChainCursor, at: int, min_stake: int = 0
+) -> int:
     """Applies one poll's items in order (a `Reorg` marker rewinds first) and saves `cursor`; the number of
-    events stored. An event already stored at its (block, log index) is not stored twice."""
+    events stored. An event already stored at its (block, log index) is not stored twice. Open orders that
+    the new events make unfillable are cancelled at `at` (see `close_orders_for`)."""
     stored = 0
     batch: list[dict[str, Any]] = []
+    events: list[ChainEvent] = []
     for item in items:
         if isinstance(item, Reorg):
             if batch:
@@ -125,10 +134,52 @@ def apply_chain(connection: Connection, items: Iterable[WatcherItem], cursor: Ch
             rewind_chain(connection, item.from_block)
         else:
             batch.append(_event_row(item))
+            events.append(item)
     if batch:
         stored += insert_or_ignore(connection, chain_events, batch, ["block_number", "log_index"])
+    close_orders_for(connection, events, at, min_stake)
     _save_cursor(connection, cursor)
     return stored
+
+
+def close_orders_for(
+    connection: Connection, events: Sequence[ChainEvent], at: int, min_stake: int
+) -> dict[bytes, str]:
+    """Cancels the open orders these events make unfillable, so that no batch matches them and no
+    reservation holds for them: orders whose nonce was invalidated (or consumed by a lock), bids of a buyer
+    who requested a withdrawal, asks of a provider who requested its exit, exited, or was slashed below
+    `min_stake`. Returns the cancelled hashes with their reasons. A reorg that later removes the event does
+    not reopen them: their signers sign again."""
+    reasons: dict[bytes, str] = {}
+    for event in events:
+        where = f"(block {event.block_number}, tx 0x{bytes(event.tx_hash).hex()})"
+        if isinstance(event, NoncesInvalidated):
+            for order_hash, nonce in open_nonces_of(connection, event.account).items():
+                if nonce >> 7 == event.word_pos and event.closed_lanes >> (nonce & 127) & 1:
+                    reasons[order_hash] = f"nonce {nonce} invalidated on-chain {where}"
+        elif isinstance(event, LeaseLocked):
+            for order_hash, nonce in open_nonces_of(connection, event.buyer).items():
+                if nonce == event.nonce:
+                    reasons[order_hash] = f"nonce {nonce} consumed on-chain by lease {event.lease_id} {where}"
+        elif isinstance(event, WithdrawalRequested):
+            for order_hash in open_nonces_of(connection, event.account, "bid"):
+                reasons[order_hash] = f"the buyer requested a withdrawal on-chain {where}"
+        elif isinstance(event, ExitRequested | ProviderExited) or (
+            isinstance(event, ProviderSlashed) and event.stake_left < min_stake
+        ):
+            what = {
+                ExitRequested: "requested its exit",
+                ProviderExited: "exited",
+                ProviderSlashed: "was slashed below the minimum stake",
+            }[type(event)]
+            for order_hash in open_nonces_of(connection, event.provider, "ask"):
+                reasons[order_hash] = f"the provider {what} on-chain {where}"
+    by_reason: dict[str, list[bytes]] = {}
+    for order_hash, reason in reasons.items():
+        by_reason.setdefault(reason, []).append(order_hash)
+    for reason, hashes in by_reason.items():
+        close_orders(connection, hashes, OrderStatus.CANCELLED, at, None, reason)
+    return reasons
 
 
 def _args(connection: Connection, *conditions: Any) -> list[tuple[str, dict[str, Any]]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from sqlalchemy import Table, event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -101,11 +101,38 @@ def reading(engine: Engine) -> Iterator[Connection]:
         yield connection
 
 
+@overload
 def insert_or_ignore(
-    connection: Connection, table: Table, values: dict[str, Any] | list[dict[str, Any]], key: list[str]
-) -> int:
-    """`INSERT ... ON CONFLICT (key) DO NOTHING`; the number of rows inserted. Only a conflict on `key` is
-    ignored: any other constraint still raises."""
+    connection: Connection,
+    table: Table,
+    values: dict[str, Any] | list[dict[str, Any]],
+    key: list[str],
+    returning: Literal[False] = False,
+) -> int: ...
+
+
+@overload
+def insert_or_ignore(
+    connection: Connection,
+    table: Table,
+    values: dict[str, Any] | list[dict[str, Any]],
+    key: list[str],
+    returning: Literal[True],
+) -> list[Any]: ...
+
+
+def insert_or_ignore(
+    connection: Connection,
+    table: Table,
+    values: dict[str, Any] | list[dict[str, Any]],
+    key: list[str],
+    returning: bool = False,
+) -> int | list[Any]:
+    """`INSERT ... ON CONFLICT (key) DO NOTHING`; the number of rows inserted, or with `returning` the
+    inserted rows' keys (the first key column's values). Only a conflict on `key` is ignored: any other
+    constraint still raises."""
+    if isinstance(values, list) and not values:
+        return [] if returning else 0
     dialect = connection.dialect.name
     statement: Any
     if dialect == "sqlite":
@@ -115,8 +142,8 @@ def insert_or_ignore(
     else:  # pragma: no cover - connect() only builds these two
         raise InvalidStoreUrlError(f"unsupported database dialect {dialect!r}")
     # Counted through RETURNING: drivers disagree on rowcount for this statement (psycopg reports -1).
-    returning = statement.returning(*(table.c[name] for name in key))
-    return len(connection.execute(returning, values).all())
+    inserted = connection.execute(statement.returning(*(table.c[name] for name in key)), values).all()
+    return [row[0] for row in inserted] if returning else len(inserted)
 
 
 def chunks(items: Collection[_T], size: int = CHUNK) -> Iterator[list[_T]]:

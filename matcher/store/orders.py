@@ -38,6 +38,7 @@ __all__ = [
     "open_bid_costs",
     "open_nonce_owner",
     "open_nonce_owners",
+    "open_nonces_of",
     "open_orders",
     "order_history",
     "orders_of",
@@ -147,44 +148,35 @@ def add_orders(
     open order holds (it is not stored; the others are). The same signed order twice, in one call or in two
     concurrent ones, is one row (the primary key).
 
-    Set-based: a few queries and two multi-row inserts for the whole list. If a concurrent writer slips an
-    order in between (a constraint fires), it falls back to one savepoint per order."""
+    Set-based: one multi-row `INSERT ... ON CONFLICT (order_hash) DO NOTHING RETURNING` and one insert of
+    the status history for the whole list. If the unique index on open (signer, nonce) fires, it falls back
+    to one savepoint per order, which says which order holds the nonce."""
     _time(received_at, "received_at")
     by_hash: dict[bytes, AcceptedOrder] = {}
     for order in accepted:
         by_hash.setdefault(bytes(order.order_hash), order)
-    existing = _records(connection, list(by_hash))
-    fresh = [(h, _row(order, received_at)) for h, order in by_hash.items() if h not in existing]
-    holders = open_nonce_owners(connection, [(row["signer"], row["nonce"]) for _, row in fresh])
-    outcome: dict[bytes, tuple[OrderRecord, bool] | StoreError] = {h: (r, False) for h, r in existing.items()}
-    insertable: list[dict[str, Any]] = []
-    for order_hash, row in fresh:
-        key = (row["signer"], row["nonce"])
-        holder = holders.get(key)
-        if holder is not None:
-            outcome[order_hash] = _nonce_in_use(by_hash[order_hash], holder)
-            continue
-        holders[key] = OrderHash(order_hash)  # a later order in this call with the same nonce is refused
-        insertable.append(row)
-    if insertable:
-        try:
-            with connection.begin_nested():
-                connection.execute(orders.insert(), insertable)
+    rows = {h: _row(order, received_at) for h, order in by_hash.items()}
+    outcome: dict[bytes, tuple[OrderRecord, bool] | StoreError] = {}
+    try:
+        with connection.begin_nested():
+            created = insert_or_ignore(
+                connection, orders, list(rows.values()), ["order_hash"], returning=True
+            )
+            if created:
                 connection.execute(
                     order_status_changes.insert(),
-                    [
-                        {"order_hash": row["order_hash"], "status": OrderStatus.OPEN.value, "at": received_at}
-                        for row in insertable
-                    ],
+                    [{"order_hash": h, "status": OrderStatus.OPEN.value, "at": received_at} for h in created],
                 )
-            outcome.update((row["order_hash"], (_record(row), True)) for row in insertable)
-        except IntegrityError:  # another writer took one of these hashes or nonces since the reads above
-            for row in insertable:
-                try:
-                    with connection.begin_nested():
-                        outcome[row["order_hash"]] = _add_one(connection, by_hash[row["order_hash"]], row)
-                except StoreError as exc:
-                    outcome[row["order_hash"]] = exc
+        outcome.update((h, (_record(rows[h]), True)) for h in created)
+    except IntegrityError:  # an order's nonce is held by another open order: find out which, one by one
+        for order_hash, row in rows.items():
+            try:
+                with connection.begin_nested():
+                    outcome[order_hash] = _add_one(connection, by_hash[order_hash], row)
+            except StoreError as exc:
+                outcome[order_hash] = exc
+    missing = [h for h in rows if h not in outcome]
+    outcome.update((h, (record, False)) for h, record in _records(connection, missing).items())
     results: list[tuple[OrderRecord, bool] | StoreError] = []
     seen: set[bytes] = set()
     for order in accepted:
@@ -269,9 +261,15 @@ def cancel_order(connection: Connection, order_hash: bytes, at: int, reason: str
 
 
 def close_orders(
-    connection: Connection, hashes: Iterable[bytes], status: OrderStatus, at: int, batch_id: int | None
+    connection: Connection,
+    hashes: Iterable[bytes],
+    status: OrderStatus,
+    at: int,
+    batch_id: int | None,
+    reason: str | None = None,
 ) -> list[bytes]:
-    """Moves the given open orders to `status`; the hashes of those that were not open (left unchanged)."""
+    """Moves the given open orders to `status` (the history records `reason`); the hashes of those that were
+    not open (left unchanged)."""
     wanted = [bytes(h) for h in hashes]
     refused: list[bytes] = []
     changed: list[bytes] = []
@@ -283,7 +281,7 @@ def close_orders(
         )
         (changed if result.rowcount == 1 else refused).append(order_hash)
     if changed:
-        _change(connection, changed, status, at, batch_id, None)
+        _change(connection, changed, status, at, batch_id, reason)
     return refused
 
 
@@ -298,6 +296,16 @@ def expire_orders(connection: Connection, now: int) -> list[OrderHash]:
     hashes = list(due)
     close_orders(connection, hashes, OrderStatus.EXPIRED, now, None)
     return [OrderHash(h) for h in hashes]
+
+
+def open_nonces_of(connection: Connection, signer: str, kind: str | None = None) -> dict[bytes, int]:
+    """The signer's open orders (of one kind, "bid" or "ask"): order hash -> nonce."""
+    query = select(orders.c.order_hash, orders.c.nonce).where(
+        orders.c.signer == account(signer), orders.c.status == OrderStatus.OPEN.value
+    )
+    if kind is not None:
+        query = query.where(orders.c.kind == kind)
+    return {bytes(row.order_hash): row.nonce for row in connection.execute(query)}
 
 
 def open_orders(connection: Connection, product: bytes | None = None) -> list[OrderRecord]:

@@ -8,6 +8,7 @@ the call survives `kill -9` and a power cut.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Iterable, Sequence
 
 from sqlalchemy import inspect, select
@@ -180,11 +181,15 @@ class Store:
 
     # --- Chain mirror
 
-    def apply_chain(self, items: Iterable[WatcherItem], cursor: ChainCursor) -> int:
-        """One watcher poll, atomically with its new cursor: events stored, a `Reorg` marker rewinding first.
-        Returns the number of events stored."""
+    def apply_chain(
+        self, items: Iterable[WatcherItem], cursor: ChainCursor, at: int | None = None, min_stake: int = 0
+    ) -> int:
+        """One watcher poll, atomically with its new cursor: events stored, a `Reorg` marker rewinding first,
+        and the open orders the events make unfillable cancelled at `at` (default: now), e.g. on an on-chain
+        nonce invalidation. Returns the number of events stored."""
+        at = int(time.time()) if at is None else at
         with writing(self._engine) as connection:
-            return chain_mirror.apply_chain(connection, items, cursor)
+            return chain_mirror.apply_chain(connection, items, cursor, at, min_stake)
 
     def rewind_chain(self, from_block: int) -> int:
         """Forgets the events of blocks >= `from_block` (a reorg) and moves the cursor back to it."""

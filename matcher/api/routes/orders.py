@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from matcher.api.deps import Service, parse_hash
+from matcher.api.deps import Service, intake_of, parse_hash
 from matcher.api.errors import error_body
 from matcher.api.views import order_view
-from matcher.intake import AcceptedOrder
+from matcher.intake import AcceptedOrder, OrderRejected
+from matcher.store import OrderRecord
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
@@ -20,9 +22,7 @@ class CancelRequest(BaseModel):
     """personal_sign (EIP-191) of `gpuspot: cancel order 0x<hash>` by the order's signer."""
 
 
-@router.post("")
-def submit(service: Service, payload: Any = Body(...)) -> dict[str, Any]:  # noqa: B008
-    accepted, record = service.submit(payload)
+def _accepted(accepted: AcceptedOrder, record: OrderRecord) -> dict[str, Any]:
     return {
         "hash": "0x" + accepted.order_hash.hex(),
         "status": record.status.value,
@@ -30,21 +30,28 @@ def submit(service: Service, payload: Any = Body(...)) -> dict[str, Any]:  # noq
     }
 
 
-@router.post("/batch")
-def submit_many(service: Service, payloads: list[Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+@router.post("", response_class=JSONResponse)
+async def submit(request: Request, payload: Any = Body(...)) -> JSONResponse:  # noqa: B008
+    """One signed order. 200 with its hash when it is in the book (or already was); 400 with the error code
+    when it is refused, and then nothing was stored."""
+    result = (await intake_of(request).submit([payload]))[0]
+    if isinstance(result, OrderRejected):
+        raise result
+    return JSONResponse(_accepted(*result))
+
+
+@router.post("/batch", response_class=JSONResponse)
+async def submit_many(request: Request, payloads: list[Any] = Body(...)) -> JSONResponse:  # noqa: B008
+    """Many signed orders (up to the intake round size): 200 with one result per order, in order, each
+    either accepted (`hash`, `status`, `already_open`) or refused (`error` with its code). The answers are
+    built as JSON directly: FastAPI's response validation would cost more than the intake itself."""
     results = []
-    for result in service.submit_many(payloads):
-        if isinstance(result, AcceptedOrder):
-            results.append(
-                {
-                    "hash": "0x" + result.order_hash.hex(),
-                    "status": "open",
-                    "already_open": result.already_open,
-                }
-            )
-        else:
+    for result in await intake_of(request).submit(payloads):
+        if isinstance(result, OrderRejected):
             results.append(error_body(result.code.value, result.message, dict(result.details)))
-    return {"results": results}
+        else:
+            results.append(_accepted(*result))
+    return JSONResponse({"results": results})
 
 
 @router.get("/{order_hash}")

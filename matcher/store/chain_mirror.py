@@ -155,7 +155,7 @@ def close_orders_for(
         where = f"(block {event.block_number}, tx 0x{bytes(event.tx_hash).hex()})"
         if isinstance(event, NoncesInvalidated):
             for order_hash, nonce in open_nonces_of(connection, event.account).items():
-                if nonce >> 7 == event.word_pos and event.closed_lanes >> (nonce & 127) & 1:
+                if nonce >> 7 == event.word_pos and _lane_closed(event.closed_lanes, nonce):
                     reasons[order_hash] = f"nonce {nonce} invalidated on-chain {where}"
         elif isinstance(event, LeaseLocked):
             for order_hash, nonce in open_nonces_of(connection, event.buyer).items():
@@ -180,6 +180,13 @@ def close_orders_for(
     for reason, hashes in by_reason.items():
         close_orders(connection, hashes, OrderStatus.CANCELLED, at, None, reason)
     return reasons
+
+
+def _lane_closed(closed_lanes: int, nonce: int) -> bool:
+    """Whether a `NoncesInvalidated.closedLanes` word closes `nonce`: the escrow keeps two bits of state per
+    nonce, so nonce `wordPos * 128 + i` is bit `2 * i` (IEscrow: "each set bit i of closedLanes's even
+    bits")."""
+    return bool(closed_lanes >> (2 * (nonce & 127)) & 1)
 
 
 def _args(connection: Connection, *conditions: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -214,7 +221,7 @@ def closed_nonces(connection: Connection, pairs: Collection[tuple[str, int]]) ->
             key = (row.account, row.subject)
             lanes[key] = lanes.get(key, 0) | int(json.loads(row.args_json)["closed_lanes"])
         closed.update(
-            (who, nonce) for who, nonce in chunk if lanes.get((who, nonce >> 7), 0) >> (nonce & 127) & 1
+            (who, nonce) for who, nonce in chunk if _lane_closed(lanes.get((who, nonce >> 7), 0), nonce)
         )
     return closed
 

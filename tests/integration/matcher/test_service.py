@@ -171,3 +171,44 @@ def test_cancel_needs_the_signers_personal_signature(
         service.cancel(accepted.order_hash, right)
     assert again.value.code == "not_open"
     assert service.store.reserved_for(buyer.address) == 0
+
+
+def test_a_fresh_deposit_is_honoured_although_the_balance_was_cached(
+    make_service: Callable[..., MatcherService], market, buyer, domain, token, escrow
+):
+    service = make_service()
+    service.sync_chain()
+    whole = market.bid(buyer, gpus=1, duration=3_600, max_price_per_gpu_hour=DEPOSIT)  # the whole deposit
+    service.submit(submission(whole, buyer, domain))  # the balance is now cached at DEPOSIT
+    token.mint(buyer, 5_000_000, sender=buyer)
+    token.approve(escrow, 5_000_000, sender=buyer)
+    escrow.deposit(5_000_000, sender=buyer)  # the matcher has not synced the chain since
+    more = market.bid(buyer, gpus=1, duration=3_600, max_price_per_gpu_hour=5_000_000)
+    accepted, record = service.submit(submission(more, buyer, domain))
+    assert record.status.value == "open" and accepted.max_cost == 5_000_000
+    with pytest.raises(OrderRejected) as info:  # and the re-read balance still bounds what it accepts
+        service.submit(submission(market.bid(buyer, gpus=1, duration=3_600), buyer, domain))
+    assert (
+        info.value.code == "insufficient_balance" and info.value.details["available"] == DEPOSIT + 5_000_000
+    )
+
+
+def test_an_on_chain_nonce_invalidation_cancels_the_open_order_at_the_next_sync(
+    make_service: Callable[..., MatcherService], market, buyer, domain, escrow
+):
+    service = make_service()
+    service.sync_chain()
+    bid = market.bid(buyer, nonce=5)
+    accepted, _ = service.submit(submission(bid, buyer, domain))
+    reserved = service.reserved(buyer.address, service.clock())
+    escrow.invalidateNonces(0, 1 << 5, sender=buyer)
+    service.sync_chain()
+    record = service.get_order(accepted.order_hash)
+    assert record.status.value == "cancelled"
+    assert "nonce 5 invalidated on-chain" in (
+        service.store.order_history(accepted.order_hash)[-1].reason or ""
+    )
+    assert service.reserved(buyer.address, service.clock()) == reserved - (accepted.max_cost or 0)
+    with pytest.raises(OrderRejected) as info:  # and the nonce stays closed to new orders
+        service.submit(submission(market.bid(buyer, nonce=5, gpus=1), buyer, domain))
+    assert info.value.code == "nonce_used"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from store_market import BUYER, BUYER2, PROVIDER, event
+from store_market import BUYER, BUYER2, NOW, PROVIDER, accepted, ask, bid, event
 
 from gpuspot.protocol import keccak256
 from matcher.chain import (
@@ -26,6 +26,7 @@ from matcher.chain import (
     WithdrawalRequested,
     Withdrawn,
 )
+from matcher.intake import AcceptedOrder
 from matcher.store import Store
 
 MIN_STAKE = 100_000_000
@@ -43,7 +44,8 @@ def history() -> list[ChainEvent]:
     return [
         event(ProviderRegistered, 10, 0, provider=PROVIDER, stake=MIN_STAKE, metadata_hash=b"\x01" * 32),
         event(WithdrawalRequested, 10, 1, account=BUYER, amount=5, available_at=99),
-        event(NoncesInvalidated, 11, 0, account=BUYER, word_pos=0, closed_lanes=(1 << 3) | (1 << 127)),
+        # nonces 3 and 127: two bits of state per nonce, bit 2i closes nonce i
+        event(NoncesInvalidated, 11, 0, account=BUYER, word_pos=0, closed_lanes=(1 << 6) | (1 << 254)),
         event(RootPosted, 11, 1, batch_id=1, root=b"\x02" * 32, posted_at=1000),
         event(
             LeaseLocked, 12, 0, lease_id=1, buyer=BUYER2, provider=PROVIDER, batch_id=1, nonce=2**200,
@@ -161,3 +163,85 @@ def test_the_mirror_survives_a_restart(open_store: Callable[[], Store]) -> None:
     before = mirror(store)
     store.close()
     assert mirror(open_store()) == before
+
+
+def _statuses(store: Store, *orders: AcceptedOrder) -> list[str]:
+    return [store.get_order(o.order_hash).status.value for o in orders]  # type: ignore[union-attr]
+
+
+def test_chain_events_cancel_the_open_orders_they_make_unfillable(store: Store) -> None:
+    invalidated, lane_kept, other_word = (accepted(bid(nonce=n)) for n in (3, 4, 128 + 3))
+    consumed = accepted(bid("buyer-2", nonce=7))
+    ask_of_exiting = accepted(ask(nonce=1))
+    for order in (invalidated, lane_kept, other_word, consumed, ask_of_exiting):
+        store.add_order(order, NOW)
+    store.apply_chain(
+        [
+            event(NoncesInvalidated, 10, 0, account=BUYER, word_pos=0, closed_lanes=1 << 6),  # nonce 3
+            event(
+                LeaseLocked, 10, 1, lease_id=9, buyer=BUYER2, provider=PROVIDER, batch_id=1, nonce=7,
+                bid_digest=b"\x05" * 32, reserved=1,
+            ),
+            event(ExitRequested, 11, 0, provider=PROVIDER, exit_available_at=5000),
+        ],
+        cursor_at(12),
+        at=NOW + 1,
+    )  # fmt: skip
+    assert _statuses(store, invalidated, lane_kept, other_word, consumed, ask_of_exiting) == [
+        "cancelled", "open", "open", "cancelled", "cancelled",
+    ]  # fmt: skip
+    history = store.order_history(invalidated.order_hash)
+    assert history[-1].at == NOW + 1 and "nonce 3 invalidated on-chain (block 10" in (
+        history[-1].reason or ""
+    )
+    assert "lease 9" in (store.order_history(consumed.order_hash)[-1].reason or "")
+    assert "requested its exit" in (store.order_history(ask_of_exiting.order_hash)[-1].reason or "")
+
+
+def test_a_withdrawal_request_cancels_the_buyers_bids_and_a_light_slash_keeps_asks(store: Store) -> None:
+    bid_of_leaving = accepted(bid(nonce=1))
+    bid_of_other = accepted(bid("buyer-2", nonce=1))
+    provider_ask = accepted(ask(nonce=2))
+    for order in (bid_of_leaving, bid_of_other, provider_ask):
+        store.add_order(order, NOW)
+    store.apply_chain(
+        [
+            event(WithdrawalRequested, 10, 0, account=BUYER, amount=5, available_at=99),
+            event(ProviderSlashed, 10, 1, provider=PROVIDER, recipient=BUYER, amount=1, stake_left=MIN_STAKE,
+                  reason=b"\x04" * 32),
+        ],
+        cursor_at(11),
+        at=NOW,
+        min_stake=MIN_STAKE,
+    )  # fmt: skip
+    assert _statuses(store, bid_of_leaving, bid_of_other, provider_ask) == ["cancelled", "open", "open"]
+    store.apply_chain(
+        [
+            event(ProviderSlashed, 11, 0, provider=PROVIDER, recipient=BUYER, amount=1,
+                  stake_left=MIN_STAKE - 1, reason=b"\x04" * 32),
+        ],
+        cursor_at(12),
+        at=NOW,
+        min_stake=MIN_STAKE,
+    )  # fmt: skip
+    assert _statuses(store, provider_ask) == ["cancelled"]
+
+
+def test_intake_state_reads_many_accounts_and_nonces_as_the_single_views_do(store: Store) -> None:
+    store.apply_chain(history(), cursor_at(15))
+    open_bid = accepted(bid("buyer-2", nonce=5, gpus=3))
+    store.add_order(open_bid, NOW)
+    pairs = [(a, n) for a in (BUYER, BUYER2) for n in (0, 3, 4, 127, 128, 5, 2**200)]
+    state = store.intake_state(
+        buyers=[BUYER, BUYER2],
+        providers=[PROVIDER],
+        nonces=pairs,
+        min_stake=MIN_STAKE,
+        lock_window=60,
+        now=NOW,
+    )
+    assert state.closed_nonces == {p for p in pairs if store.is_nonce_closed(*p)}
+    assert state.open_nonces == {(BUYER2, 5): open_bid.order_hash}
+    assert state.pending_withdrawals == {a for a in (BUYER, BUYER2) if store.withdrawal_pending(a)}
+    assert state.active_providers == set()  # slashed below the minimum, then exiting
+    assert state.reservations == {BUYER2: open_bid.max_cost}

@@ -251,6 +251,7 @@ class MatcherService:
         self._state_lock = threading.Lock()
         self._batch_lock = threading.Lock()
         self._trees: dict[int, StandardMerkleTree] = {}
+        self._idle_book: bytes | None = None  # the order set of the last batch, if it had no leases
         self.started_at = clock()
         self.last_batch_at: int | None = None
         self.counters: dict[str, int] = {}
@@ -498,6 +499,11 @@ class MatcherService:
             ]  # an order that may expire before its root is posted waits (and then expires)
             if not records:
                 return BatchOutcome(None, None, 0, expired, False, "no open orders")
+            considered = keccak256(b"".join(sorted(bytes(r.order_hash) for r in records)))
+            if considered == self._idle_book:
+                return BatchOutcome(
+                    None, None, 0, expired, False, "book unchanged since a batch without leases"
+                )
             batch_id = max(self.store.next_batch_id(), self.last_chain_batch_id() + 1)
             previous = self.store.list_batches(limit=1).items
             seed = batch_seed(previous[0].root if previous else None, batch_id)
@@ -526,7 +532,11 @@ class MatcherService:
                 "none" if root is None else "0x" + root.hex(),
             )
             if tree is None or root is None:
+                # Nothing traded: the same book would clear the same way again (the seed only breaks ties
+                # between orders that can trade), so later rounds skip it until an order arrives or leaves.
+                self._idle_book = considered
                 return BatchOutcome(batch_id, None, 0, expired, False, "no leases")
+            self._idle_book = None
             self._trees[batch_id] = tree
             posted = self._post(batch_id, root, None)
             return BatchOutcome(batch_id, root, len(leases), expired, posted, "cleared")

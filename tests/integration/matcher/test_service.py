@@ -212,3 +212,19 @@ def test_an_on_chain_nonce_invalidation_cancels_the_open_order_at_the_next_sync(
     with pytest.raises(OrderRejected) as info:  # and the nonce stays closed to new orders
         service.submit(submission(market.bid(buyer, nonce=5, gpus=1), buyer, domain))
     assert info.value.code == "nonce_used"
+
+
+def test_an_unchanged_book_without_trades_is_not_recorded_again(
+    make_service: Callable[..., MatcherService], market, buyer, provider, domain, chain
+):
+    service = make_service()
+    service.sync_chain()
+    service.submit(submission(market.bid(buyer), buyer, domain))
+    first = service.run_batch()
+    assert first.batch_id == 1 and first.leases == 0
+    again = service.run_batch()
+    assert again.batch_id is None and again.reason == "book unchanged since a batch without leases"
+    assert [b.batch_id for b in service.store.list_batches().items] == [1]
+    service.submit(submission(ask_of(provider, chain), provider, domain))  # the book changed: it clears
+    traded = service.run_batch()
+    assert traded.batch_id == 2 and traded.leases == 1

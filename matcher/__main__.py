@@ -28,18 +28,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         epilog="Every flag also reads GPUSPOT_MATCHER_<NAME> (e.g. GPUSPOT_MATCHER_OPERATOR_KEY); flags win.",
     )
     parser.add_argument("--config", type=Path, help="TOML file of settings (same names as the flags)")
-    parser.add_argument("--rpc-url", dest="rpc_url")
-    parser.add_argument("--deployment-file", dest="deployment_file", type=Path)
-    parser.add_argument("--database-url", dest="database_url")
-    parser.add_argument("--operator-key-file", dest="operator_key_file", type=Path)
-    parser.add_argument("--batch-interval", dest="batch_interval", type=float, help="seconds")
-    parser.add_argument("--pricing-rule", dest="pricing_rule", choices=["uniform", "mcafee", "pay-as-bid"])
-    parser.add_argument("--min-order-lifetime", dest="min_order_lifetime", type=int, help="extra seconds")
-    parser.add_argument("--confirmations", type=int)
-    parser.add_argument("--catalog-file", dest="catalog_file", type=Path)
-    parser.add_argument("--host")
-    parser.add_argument("--port", type=int)
-    parser.add_argument("--log-level", dest="log_level")
+    parser.add_argument(
+        "--rpc-url", dest="rpc_url", help="the node's JSON-RPC URL (default http://127.0.0.1:8545)"
+    )
+    parser.add_argument(
+        "--deployment-file",
+        dest="deployment_file",
+        type=Path,
+        help="written by `ape run deploy`: chain id, contracts, parameters (default .state/deployment.json)",
+    )
+    parser.add_argument(
+        "--database-url",
+        dest="database_url",
+        help="sqlite:///path/to/matcher.db (default sqlite:///.state/matcher.db) or postgresql://user:pw@host/db",
+    )
+    parser.add_argument(
+        "--operator-key-file",
+        dest="operator_key_file",
+        type=Path,
+        help="file holding the escrow operator's private key; or set GPUSPOT_MATCHER_OPERATOR_KEY "
+        "(never a flag: it would land in shell history)",
+    )
+    parser.add_argument(
+        "--batch-interval", dest="batch_interval", type=float, help="seconds between batches (default 5)"
+    )
+    parser.add_argument(
+        "--pricing-rule",
+        dest="pricing_rule",
+        choices=["uniform", "mcafee", "pay-as-bid"],
+        help="how a batch's prices are set (default uniform; docs/clearing.md)",
+    )
+    parser.add_argument(
+        "--min-order-lifetime",
+        dest="min_order_lifetime",
+        type=int,
+        help="extra seconds an order must still live when it arrives (default 0)",
+    )
+    parser.add_argument(
+        "--confirmations", type=int, help="blocks the chain watcher stays behind the head (default 2)"
+    )
+    parser.add_argument(
+        "--catalog-file", dest="catalog_file", type=Path, help="products TOML (default config/products.toml)"
+    )
+    parser.add_argument("--host", help="address the API listens on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port the API listens on (default 8000)")
+    parser.add_argument("--log-level", dest="log_level", help="DEBUG, INFO (default), WARNING or ERROR")
     return parser.parse_args(argv)
 
 

@@ -6,6 +6,8 @@ byte for byte, as pure functions over plain data (no I/O).
 - `merkle`: OpenZeppelin's `StandardMerkleTree`, ported exactly (proofs, multiproofs, dumps).
 - `leaves`: settlement leaves and the canonical settlement tree the escrow verifies against.
 - `calls`: the arguments of the escrow's lock, settle and reclaim calls, in multiproof order.
+- `challenge`: proof-of-GPU-work challenges (seeded matrices, answers, row openings, Freivalds verdicts);
+  import the module (`from gpuspot.protocol import challenge`): its names are short and it needs numpy.
 """
 
 from gpuspot.protocol.calls import SignedLease, lock_call, multiproof_args, reclaim_call, settle_call

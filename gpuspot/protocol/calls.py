@@ -37,8 +37,14 @@ class SignedLease:
         """The contract's `IEscrow.SignedLease` tuple. A lease that is already locked is bound by its recorded
         leaf, so its signature may be sent as zeros (cheaper calldata)."""
         r, vs = self.signature if with_signature else (ZERO_WORD, ZERO_WORD)
-        return (self.bid.abi_values(), r, vs, self.leaf.lease_id, self.leaf.provider,
-                self.leaf.price_per_gpu_hour)
+        return (
+            self.bid.abi_values(),
+            r,
+            vs,
+            self.leaf.lease_id,
+            self.leaf.provider,
+            self.leaf.price_per_gpu_hour,
+        )
 
 
 def multiproof_args(proof: MultiProof) -> tuple[list[bytes], list[bool]]:

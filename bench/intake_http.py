@@ -7,7 +7,7 @@ directory, API on 127.0.0.1). Then, for N pre-signed bids:
 
 - single: `POST /v1/orders`, one order per request, from `--clients` concurrent connections spread over
   `--client-procs` processes (http.client, one thread per keep-alive connection);
-- batch: `POST /v1/orders/batch`, `--batch-size` orders per request, one connection.
+- batch: `POST /v1/orders/batch`, `--batch-size` orders per request, over `--batch-clients` connections.
 
 Each phase uses its own fresh orders (distinct nonces), and every order must be accepted; the matcher checks
 each one in full (schema, domain, signature, nonce, balance, reservation) and stores it durably before it
@@ -220,21 +220,28 @@ def run_single(base: str, orders: list[dict[str, Any]], clients: int, procs: int
     return elapsed
 
 
-def run_batch(base: str, orders: list[dict[str, Any]], size: int) -> float:
+def run_batch(base: str, orders: list[dict[str, Any]], size: int, connections: int) -> float:
+    """`size` orders per request over `connections` concurrent keep-alive connections (threads): a client
+    encodes and decodes while the matcher works on another request."""
     host, port = base.removeprefix("http://").split(":")
     bodies = [json.dumps(orders[start : start + size]).encode() for start in range(0, len(orders), size)]
-    connection = http.client.HTTPConnection(host, int(port), timeout=120)
+
+    def post_all(chunk: list[bytes]) -> None:
+        connection = http.client.HTTPConnection(host, int(port), timeout=120)
+        try:
+            for body in chunk:
+                connection.request("POST", "/v1/orders/batch", body, {"Content-Type": "application/json"})
+                response = connection.getresponse()
+                text = response.read()
+                bad = [r for r in json.loads(text).get("results", []) if "error" in r]
+                if response.status != 200 or bad:
+                    raise RuntimeError(f"rejected: {bad[:1] or text!r}")
+        finally:
+            connection.close()
+
     started = time.perf_counter()
-    try:
-        for body in bodies:
-            connection.request("POST", "/v1/orders/batch", body, {"Content-Type": "application/json"})
-            response = connection.getresponse()
-            text = response.read()
-            bad = [r for r in json.loads(text).get("results", []) if "error" in r]
-            if response.status != 200 or bad:
-                raise RuntimeError(f"rejected: {bad[:1] or text!r}")
-    finally:
-        connection.close()
+    with ThreadPoolExecutor(connections) as pool:
+        list(pool.map(post_all, [bodies[i::connections] for i in range(connections)]))
     return time.perf_counter() - started
 
 
@@ -309,16 +316,20 @@ def main(argv: list[str] | None = None) -> int:
         "--client-procs", type=int, default=2, help="client processes they are spread over (default 2)"
     )
     parser.add_argument("--batch-size", type=int, default=500, help="orders per batch request (default 500)")
+    parser.add_argument(
+        "--batch-clients", type=int, default=2, help="concurrent connections, batch phase (default 2)"
+    )
     args = parser.parse_args(argv)
     if (
         not 1 <= args.orders <= 100_000
         or not 1 <= args.clients <= 256
         or not 1 <= args.client_procs <= min(args.clients, 16)
         or not 1 <= args.batch_size <= 5_000
+        or not 1 <= args.batch_clients <= 16
     ):
         parser.error(
             "bounds: --orders 1..100000, --clients 1..256, --client-procs 1..min(clients, 16), "
-            "--batch-size 1..5000"
+            "--batch-size 1..5000, --batch-clients 1..16"
         )
 
     from eth_account import Account
@@ -352,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu0 = cpu_seconds(matcher.pid)
         single = run_single(base, orders[:n], args.clients, args.client_procs)
         cpu1 = cpu_seconds(matcher.pid)
-        batch = run_batch(base, orders[n : 2 * n], args.batch_size)
+        batch = run_batch(base, orders[n : 2 * n], args.batch_size, args.batch_clients)
         cpu2 = cpu_seconds(matcher.pid)
         print(
             f"single  POST /v1/orders       {n} orders, {args.clients} connections in {args.client_procs} "
@@ -360,7 +371,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{(cpu1 - cpu0) / n * 1e3:.2f} ms/order"
         )
         print(
-            f"batch   POST /v1/orders/batch {n} orders, {args.batch_size}/request:  {batch:6.2f} s  "
+            f"batch   POST /v1/orders/batch {n} orders, {args.batch_size}/request, {args.batch_clients} "
+            f"connections: {batch:6.2f} s  "
             f"{n / batch:8.0f} orders/s  (target 5000); matcher CPU {(cpu2 - cpu1) / n * 1e3:.2f} ms/order"
         )
         metrics = dict(

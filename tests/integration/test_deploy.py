@@ -10,11 +10,13 @@ from gpuspot.deployment import Deployment, DeploymentError, MarketParameters
 
 def test_deploy_market_wires_contracts_and_roundtrips_the_file(project, accounts, chain, tmp_path: Path):
     deployer, operator = accounts[0], accounts[1]
-    params = MarketParameters(min_stake=5_000_000, exit_delay=86_400, withdrawal_notice=1_800,
-                              lock_window=300, settle_window=900)
+    params = MarketParameters(
+        min_stake=5_000_000, exit_delay=86_400, withdrawal_notice=1_800, lock_window=300, settle_window=900
+    )
     lines: list[str] = []
-    deployment = deploy_market(project, deployer, chain.chain_id, params,
-                               operator=operator.address, progress=lines.append)
+    deployment = deploy_market(
+        project, deployer, chain.chain_id, params, operator=operator.address, progress=lines.append
+    )
 
     escrow = project.Escrow.at(deployment.escrow)
     registry = project.ProviderRegistry.at(deployment.registry)

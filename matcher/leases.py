@@ -9,11 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from gpuspot.protocol import Bid, Eip712Domain, SettlementLeaf, lease_leaf
+from gpuspot.protocol import Bid, Eip712Domain, SettlementLeaf, keccak256, lease_leaf
 from matcher.clearing import BookAsk, BookBid, ProductBook
 from matcher.store import NewLease
 
-__all__ = ["lease_leaves", "product_books"]
+__all__ = ["considered_orders_hash", "lease_leaves", "product_books"]
+
+
+def considered_orders_hash(order_hashes: Iterable[bytes]) -> bytes:
+    """keccak256 of the considered orders' hashes (32 bytes each) in ascending order: the identity of a
+    batch's order set, which the batch publishes and the verifier recomputes."""
+    return keccak256(b"".join(sorted(bytes(h) for h in order_hashes)))
 
 
 def product_books(entries: Iterable[tuple[bytes, BookBid | BookAsk]]) -> dict[bytes, ProductBook]:

@@ -72,7 +72,7 @@ from matcher.intake import (
     admit_many,
     verify_many,
 )
-from matcher.leases import lease_leaves, product_books
+from matcher.leases import considered_orders_hash, lease_leaves, product_books
 from matcher.settings import MatcherSettings
 from matcher.store import (
     IntakeState,
@@ -499,7 +499,7 @@ class MatcherService:
             ]  # an order that may expire before its root is posted waits (and then expires)
             if not records:
                 return BatchOutcome(None, None, 0, expired, False, "no open orders")
-            considered = keccak256(b"".join(sorted(bytes(r.order_hash) for r in records)))
+            considered = considered_orders_hash(r.order_hash for r in records)
             if considered == self._idle_book:
                 return BatchOutcome(
                     None, None, 0, expired, False, "book unchanged since a batch without leases"

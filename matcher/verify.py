@@ -25,7 +25,6 @@ from gpuspot.protocol import (
     Eip712Domain,
     Signature,
     from_json,
-    keccak256,
     order_hash,
     recover_signer,
     settlement_tree,
@@ -40,7 +39,7 @@ from matcher.clearing import (
     Seconds,
     clear_batch,
 )
-from matcher.leases import lease_leaves, product_books
+from matcher.leases import considered_orders_hash, lease_leaves, product_books
 from matcher.store import assign_lease_ids
 
 __all__ = ["Verification", "chain_root", "fetch_inputs", "verify_batch", "verify_inputs"]
@@ -138,7 +137,7 @@ def verify_inputs(
         orders[computed] = order
         outcomes[computed] = str(item.get("outcome"))
         entries.append((order.product, _book_order(order, computed)))
-    considered = keccak256(b"".join(sorted(orders)))
+    considered = considered_orders_hash(orders)
     published_considered = _bytes(inputs.get("considered_orders_hash"))
     if published_considered is not None and published_considered != considered:
         bad(

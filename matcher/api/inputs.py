@@ -15,18 +15,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from gpuspot.protocol import keccak256
 from matcher.api.views import batch_view, hex_or_none
 from matcher.errors import NotFoundError
+from matcher.leases import considered_orders_hash
 from matcher.service import MatcherService
 from matcher.store.schema import batch_orders, leases, orders
 
-__all__ = ["batch_inputs", "considered_orders_hash"]
-
-
-def considered_orders_hash(order_hashes: list[bytes]) -> bytes:
-    """keccak256 of the considered orders' hashes (32 bytes each) in ascending order."""
-    return keccak256(b"".join(sorted(bytes(h) for h in order_hashes)))
+__all__ = ["batch_inputs"]
 
 
 def batch_inputs(service: MatcherService, batch_id: int) -> dict[str, Any]:

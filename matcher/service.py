@@ -52,7 +52,6 @@ from matcher.clearing import (
     BookAsk,
     BookBid,
     HostId,
-    OrderHash,
     PricePerGpuHour,
     PricingRule,
     ProductBook,
@@ -66,6 +65,7 @@ from matcher.intake import (
     IntakePolicy,
     IntakeResult,
     MarketSnapshot,
+    MarketTerms,
     OrderRejected,
     RejectCode,
     SignedOrder,
@@ -89,7 +89,6 @@ from matcher.store import (
 __all__ = [
     "CODE_VERSION",
     "BatchOutcome",
-    "ChainMarketView",
     "LeaseProof",
     "MatcherService",
     "cancellation_message",
@@ -117,37 +116,6 @@ def batch_seed(previous_root: bytes | None, batch_id: int) -> bytes:
     The matcher cannot choose the previous root after the fact; a block hash after the batch closes would
     also keep it from predicting the seed, and is left for later (docs/matcher.md)."""
     return keccak256(b"gpuspot.batch-seed" + (previous_root or ZERO_WORD) + batch_id.to_bytes(8, "big"))
-
-
-class ChainMarketView:
-    """A `MarketView` that reads as it is asked: balances by `accountOf` on the escrow (latest block),
-    everything else from the store's book and chain mirror. Intake rounds use `MatcherService.snapshot`
-    instead, which reads the same things for many orders at once."""
-
-    def __init__(self, service: MatcherService, now: int) -> None:
-        self._service = service
-        self.chain_id = service.deployment.chain_id
-        self.escrow = service.deployment.escrow
-        self.now = now
-        self.catalog = service.catalog
-
-    def available_balance(self, buyer: str) -> int:
-        return self._service.available_balance(buyer)
-
-    def reserved(self, buyer: str) -> int:
-        return self._service.reserved(buyer, self.now)
-
-    def nonce_closed(self, account: str, nonce: int) -> bool:
-        return self._service.store.is_nonce_closed(account, nonce)
-
-    def open_order_with_nonce(self, account: str, nonce: int) -> OrderHash | None:
-        return self._service.store.open_nonce_owner(account, nonce)
-
-    def provider_active(self, provider: str) -> bool:
-        return self._service.store.provider_active(provider, self._service.deployment.parameters.min_stake)
-
-    def withdrawal_pending(self, buyer: str) -> bool:
-        return self._service.store.withdrawal_pending(buyer)
 
 
 @dataclass(frozen=True)
@@ -325,8 +293,9 @@ class MatcherService:
             pending_withdrawals=state.pending_withdrawals,
         )
 
-    def view(self, now: int | None = None) -> ChainMarketView:
-        return ChainMarketView(self, self.clock() if now is None else now)
+    def terms(self, now: int) -> MarketTerms:
+        """What intake's stateless checks read: chain id, escrow, the clock, the catalog."""
+        return MarketTerms(self.deployment.chain_id, self.deployment.escrow, now, self.catalog)
 
     # --- orders
 
@@ -353,7 +322,7 @@ class MatcherService:
         cannot both pass against the same balance."""
         started = time.perf_counter()
         now = self.clock()
-        verified = verify_many(payloads, self.view(now), self.policy)
+        verified = verify_many(payloads, self.terms(now), self.policy)
         signed = [item for item in verified if isinstance(item, SignedOrder)]
         with self._state_lock:  # the chain mirror and the balance cache move together, between rounds
             results: list[IntakeResult] = [r for r in verified if isinstance(r, OrderRejected)]

@@ -32,7 +32,7 @@ from matcher.intake.validate import (
     verify_many,
     verify_submission,
 )
-from matcher.intake.view import MarketSnapshot, MarketView
+from matcher.intake.view import MarketContext, MarketSnapshot, MarketTerms, MarketView
 from matcher.intake.wire import OrderKind, SignedDomain, Submission, parse_submission
 
 __all__ = [
@@ -42,7 +42,9 @@ __all__ = [
     "IntakeResult",
     "InvalidIntakePolicyError",
     "InvalidMarketViewError",
+    "MarketContext",
     "MarketSnapshot",
+    "MarketTerms",
     "MarketView",
     "OrderKind",
     "OrderRejected",

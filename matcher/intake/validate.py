@@ -48,7 +48,7 @@ from gpuspot.protocol.orders import (
 )
 from matcher.clearing.book import Amount, OrderHash
 from matcher.intake.errors import InvalidIntakePolicyError, InvalidMarketViewError, OrderRejected, RejectCode
-from matcher.intake.view import MarketView
+from matcher.intake.view import MarketContext, MarketView
 from matcher.intake.wire import OrderKind, SignedDomain, parse_submission
 
 __all__ = [
@@ -282,9 +282,9 @@ class SignedOrder:
 
 
 def verify_submission(
-    payload: object, view: MarketView, policy: IntakePolicy = IntakePolicy()
+    payload: object, view: MarketContext, policy: IntakePolicy = IntakePolicy()
 ) -> SignedOrder:
-    """Checks 1-8 of one submission (a parsed JSON body, or its text); reads only the view's chain id,
+    """Checks 1-8 of one submission (a parsed JSON body, or its text); reads only the market's chain id,
     escrow, clock and catalog. Returns the `SignedOrder` or raises `OrderRejected`."""
     submission = parse_submission(payload)
     market = market_domain(view.chain_id, view.escrow)
@@ -398,7 +398,7 @@ def admit_many(items: Iterable[SignedOrder | OrderRejected], view: MarketView) -
 
 
 def verify_many(
-    payloads: Iterable[object], view: MarketView, policy: IntakePolicy = IntakePolicy()
+    payloads: Iterable[object], view: MarketContext, policy: IntakePolicy = IntakePolicy()
 ) -> list[SignedOrder | OrderRejected]:
     """`verify_submission` for each payload; a rejection takes the item's place."""
     out: list[SignedOrder | OrderRejected] = []

@@ -23,11 +23,11 @@ from matcher.intake.errors import InvalidMarketViewError
 if TYPE_CHECKING:
     from matcher.intake.validate import AcceptedOrder
 
-__all__ = ["MarketSnapshot", "MarketView"]
+__all__ = ["MarketContext", "MarketSnapshot", "MarketTerms", "MarketView"]
 
 
-class MarketView(Protocol):
-    """The market state one validation reads. Every query is about now (`now`, unix seconds)."""
+class MarketContext(Protocol):
+    """The market's terms at a moment: all that checks 1-8 (`verify_submission`) read."""
 
     @property
     def chain_id(self) -> int: ...
@@ -42,6 +42,20 @@ class MarketView(Protocol):
 
     @property
     def catalog(self) -> Catalog: ...
+
+
+@dataclass(frozen=True)
+class MarketTerms:
+    """A `MarketContext` held in memory: what a service hands `verify_many` before it reads any state."""
+
+    chain_id: int
+    escrow: str
+    now: int
+    catalog: Catalog
+
+
+class MarketView(MarketContext, Protocol):
+    """The market state one validation reads. Every query is about now (`now`, unix seconds)."""
 
     def available_balance(self, buyer: str) -> int:
         """The buyer's `available` balance in the escrow, on-chain (confirmed), in base units."""

@@ -215,7 +215,7 @@ class MatcherService:
             address=Web3.to_checksum_address(deployment.escrow), abi=list(load_abi(ESCROW))
         )
         self.balances = BalanceCache(web3, deployment.escrow, ttl=balance_ttl)
-        self._admission: GroupCommit[object, Admitted] = GroupCommit(self._admit, max_items=intake_round)
+        self.admission: GroupCommit[object, Admitted] = GroupCommit(self._admit, max_items=intake_round)
         self._state_lock = threading.Lock()
         self._batch_lock = threading.Lock()
         self._trees: dict[int, StandardMerkleTree] = {}
@@ -313,7 +313,7 @@ class MatcherService:
     def admit(self, payloads: Sequence[object]) -> list[Admitted]:
         """Validates and stores many orders, in intake rounds shared with concurrent callers: one outcome
         per item, the accepted order with its stored record, or its rejection."""
-        return self._admission.submit(payloads)
+        return self.admission.submit(payloads)
 
     def _admit(self, payloads: list[object]) -> list[Admitted]:
         """One intake round (see `GroupCommit`): verify every submission (no state read), read the state of

@@ -13,7 +13,7 @@ from matcher.service import MatcherService
 def create_app(service: MatcherService) -> FastAPI:
     app = FastAPI(title="gpuspot matcher", version="0.1.0")
     app.state.service = service
-    app.state.intake = LoopIntake(service)
+    app.state.intake = LoopIntake(service.admission)
     errors.install(app)
     for module in (market, orders, book, batches, leases, accounts, health):
         app.include_router(module.router)

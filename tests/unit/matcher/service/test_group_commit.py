@@ -76,3 +76,18 @@ def test_a_process_that_loses_results_is_an_error_not_a_wrong_answer() -> None:
 def test_max_items_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_items"):
         GroupCommit(lambda items: items, max_items=0)
+
+
+def test_enqueued_requests_wait_for_a_drain_which_handles_them_in_shared_rounds() -> None:
+    rounds: list[list[int]] = []
+
+    def process(items: list[int]) -> list[int]:
+        rounds.append(items)
+        return [-item for item in items]
+
+    group = GroupCommit(process, max_items=3)
+    pending = [group.enqueue([n]) for n in range(5)]
+    assert not any(p.done for p in pending) and rounds == []
+    group.drain()
+    assert [p.result() for p in pending] == [[0], [-1], [-2], [-3], [-4]]
+    assert rounds == [[0, 1, 2], [3, 4]]

@@ -8,7 +8,7 @@ record, created = store.add_order(accepted, received_at=now)
 
 - `store`: `Store`, one transaction per method.
 - `records`: what it returns (`OrderRecord`, `BatchRecord`, `LeaseRecord`, `Page`...) and `NewBatch`.
-- `orders`, `chain_mirror`, `batches`: the operations, as functions over one connection.
+- `orders`, `chain_mirror`, `batches`, `evidence`: the operations, as functions over one connection.
 - `schema`, `columns`, `engine`, `pages`: the tables, exact column types, connections, pagination.
 - `errors`: `StoreError` and its subclasses.
 """
@@ -34,6 +34,10 @@ from matcher.store.records import (
     BatchRecord,
     BatchStatus,
     ChainLeaseState,
+    ChallengeRecord,
+    EvidenceEnd,
+    EvidenceRecord,
+    EvidenceSummary,
     Explanation,
     IntakeState,
     LeafRecord,
@@ -44,7 +48,10 @@ from matcher.store.records import (
     OrderStatus,
     Page,
     PendingRoot,
+    ReceiptHead,
+    ReceiptRecord,
     StatusChange,
+    UsageRecord,
 )
 from matcher.store.schema import SCHEMA_VERSION
 from matcher.store.store import Store
@@ -56,6 +63,10 @@ __all__ = [
     "BatchRecord",
     "BatchStatus",
     "ChainLeaseState",
+    "ChallengeRecord",
+    "EvidenceEnd",
+    "EvidenceRecord",
+    "EvidenceSummary",
     "Explanation",
     "IntakeState",
     "InvalidBatchError",
@@ -74,11 +85,14 @@ __all__ = [
     "OrderStatus",
     "Page",
     "PendingRoot",
+    "ReceiptHead",
+    "ReceiptRecord",
     "RootPostConflictError",
     "RootTxConflictError",
     "SchemaVersionError",
     "StatusChange",
     "Store",
     "StoreError",
+    "UsageRecord",
     "assign_lease_ids",
 ]

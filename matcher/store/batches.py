@@ -105,7 +105,7 @@ def _leaf_json(leaf: SettlementLeaf) -> str:
     return json.dumps(values, separators=(",", ":"))
 
 
-def _leaf_of(text: str) -> SettlementLeaf:
+def leaf_of(text: str) -> SettlementLeaf:
     raw = json.loads(text)
     kind, batch_id, lease_id, digest, buyer, provider, product, gpus, duration, price, used = raw
     return SettlementLeaf(
@@ -529,11 +529,11 @@ def batch_leaves(connection: Connection, batch_id: int, limit: int, cursor: str 
     if after is not None:
         query = query.where(leaves.c.leaf_index > after)
     rows = connection.execute(query.order_by(leaves.c.leaf_index).limit(limit + 1)).all()
-    items = [LeafRecord(r.batch_id, r.leaf_index, r.leaf_hash, _leaf_of(r.values_json)) for r in rows[:limit]]
+    items = [LeafRecord(r.batch_id, r.leaf_index, r.leaf_hash, leaf_of(r.values_json)) for r in rows[:limit]]
     return Page(items, str(items[-1].leaf_index) if len(rows) > limit else None)
 
 
-def _lease_record(connection: Connection, row: Row[Any]) -> LeaseRecord:
+def lease_record(connection: Connection, row: Row[Any]) -> LeaseRecord:
     chain = chain_mirror.lease_state(connection, row.lease_id)
     if chain.reclaimed:
         status = "reclaimed"
@@ -564,17 +564,17 @@ def _lease_record(connection: Connection, row: Row[Any]) -> LeaseRecord:
     )
 
 
-def _lease_query() -> Any:
+def lease_query() -> Any:
     return select(leases, root_posts.c.tx_hash.label("posted_tx_hash")).select_from(
         leases.outerjoin(root_posts, root_posts.c.batch_id == leases.c.batch_id)
     )
 
 
 def get_lease(connection: Connection, lease_id: int) -> LeaseRecord:
-    row = connection.execute(_lease_query().where(leases.c.lease_id == lease_id)).one_or_none()
+    row = connection.execute(lease_query().where(leases.c.lease_id == lease_id)).one_or_none()
     if row is None:
         raise LeaseNotFoundError(f"no lease has id {lease_id}: lease ids come from recorded batches")
-    return _lease_record(connection, row)
+    return lease_record(connection, row)
 
 
 def leases_of(connection: Connection, who: str, limit: int, cursor: str | None) -> Page[LeaseRecord]:
@@ -582,11 +582,11 @@ def leases_of(connection: Connection, who: str, limit: int, cursor: str | None) 
     limit = check_limit(limit)
     before = int_cursor(cursor)
     checksummed = account(who)
-    query = _lease_query().where(or_(leases.c.buyer == checksummed, leases.c.provider == checksummed))
+    query = lease_query().where(or_(leases.c.buyer == checksummed, leases.c.provider == checksummed))
     if before is not None:
         query = query.where(leases.c.lease_id < before)
     rows = connection.execute(query.order_by(leases.c.lease_id.desc()).limit(limit + 1)).all()
-    items = [_lease_record(connection, row) for row in rows[:limit]]
+    items = [lease_record(connection, row) for row in rows[:limit]]
     return Page(items, str(items[-1].lease_id) if len(rows) > limit else None)
 
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Generic, TypeVar
 
+from gpuspot.protocol.challenge import Challenge
+from gpuspot.protocol.evidence import JobState, Receipt
 from gpuspot.protocol.leaves import SettlementLeaf
 from gpuspot.protocol.orders import Order, Signature, from_json
 from matcher.chain.poster import SignedRootTx
@@ -20,6 +22,10 @@ __all__ = [
     "BatchRecord",
     "BatchStatus",
     "ChainLeaseState",
+    "ChallengeRecord",
+    "EvidenceEnd",
+    "EvidenceRecord",
+    "EvidenceSummary",
     "Explanation",
     "IntakeState",
     "LeafRecord",
@@ -28,6 +34,9 @@ __all__ = [
     "NewLease",
     "PendingRoot",
     "OrderRecord",
+    "ReceiptHead",
+    "ReceiptRecord",
+    "UsageRecord",
     "OrderStatus",
     "Page",
     "StatusChange",
@@ -218,3 +227,125 @@ class Page(Generic[T]):
 
     items: Sequence[T]
     next_cursor: str | None
+
+
+# --- Delivery evidence
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptRecord:
+    """A stored receipt exactly as signed, its hash under the market's domain, and when it arrived."""
+
+    receipt: Receipt
+    receipt_hash: bytes
+    signature: Signature
+    received_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptHead:
+    """What the proven-time rule reads of a receipt (`ReceiptRecord` without the documents)."""
+
+    sequence: int
+    time: int
+    job_state: JobState
+    receipt_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeRecord:
+    """A proof-of-work challenge as issued, committed (root, signature, arrival, verifier seed, audited rows)
+    and resolved (`outcome` None while open). Times are the matcher's clock in milliseconds."""
+
+    lease_id: int
+    sequence: int
+    block_hash: bytes
+    block_number: int
+    n: int
+    issued_at_ms: int
+    deadline_ms: int
+    root: bytes | None
+    commit_signature: Signature | None
+    committed_at_ms: int | None
+    verifier_seed: bytes | None
+    rows: tuple[int, ...] | None
+    has_opening: bool
+    outcome: str | None
+    reason: str | None
+    resolved_at_ms: int | None
+
+    def challenge(self) -> Challenge:
+        """The protocol's challenge (its seed re-derived from the block hash, lease and sequence)."""
+        return Challenge(
+            self.lease_id, self.sequence, self.block_hash, self.n, self.issued_at_ms, self.deadline_ms
+        )
+
+    @property
+    def is_open(self) -> bool:
+        return self.outcome is None
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceEnd:
+    """Why and where a lease's evidence ended, as recorded once (docs/evidence.md, "Proven time")."""
+
+    lease_id: int
+    reason: str
+    proven_until: int | None
+    proven_gpu_seconds: int
+    ended_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """A usage leaf committed for a lease: in batch `batch_id`, recorded at `recorded_at`, posted or not."""
+
+    batch_id: int
+    leaf: SettlementLeaf
+    recorded_at: int
+    posted: bool
+
+    @property
+    def used_gpu_seconds(self) -> int:
+        return self.leaf.used_gpu_seconds
+
+    @property
+    def final(self) -> bool:
+        return self.leaf.kind == 2
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceRecord:
+    """Everything the proven-time rule and the lease views read about one lease, in one snapshot.
+
+    `start` is the lease root's `postedAt` (None until posted); `receipts` in sequence order; `usage` in
+    batch order; `lease_leaf` the kind-0 leaf its batch committed."""
+
+    lease: LeaseRecord
+    start: int | None
+    lease_leaf: SettlementLeaf
+    receipts: tuple[ReceiptHead, ...]
+    challenges: tuple[ChallengeRecord, ...]
+    end: EvidenceEnd | None
+    lapsed_at: int | None
+    usage: tuple[UsageRecord, ...]
+    stop_requested_at: int | None
+    job_spec_hash: bytes
+
+    @property
+    def committed_gpu_seconds(self) -> int:
+        return max((u.used_gpu_seconds for u in self.usage), default=0)
+
+    @property
+    def final_usage(self) -> UsageRecord | None:
+        return next((u for u in self.usage if u.final), None)
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceSummary:
+    """A provider's published record for the arbiter: challenge verdicts and the ends that were failures."""
+
+    challenges_passed: int
+    challenges_failed: int
+    challenges_open: int
+    failed_ends: tuple[EvidenceEnd, ...]

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -32,24 +33,33 @@ __all__ = [
     "SCHEMA_VERSION",
     "batch_orders",
     "batches",
+    "blobs",
+    "challenges",
     "chain_cursor",
     "chain_events",
+    "evidence_ends",
+    "lease_lapses",
     "leases",
     "leaves",
     "metadata",
     "order_status_changes",
     "orders",
     "product_clearings",
+    "receipts",
     "root_posts",
     "root_txs",
     "schema_version",
+    "stop_requests",
     "superseded_root_txs",
 ]
 
-SCHEMA_VERSION = 1
-"""Raise it with every change to the tables below, and teach `Store.open` to migrate from the old one."""
+SCHEMA_VERSION = 2
+"""Raise it with every change to the tables below, and teach `Store.open` to migrate from the old one.
+Version 2 added the delivery-evidence tables (`EVIDENCE_TABLES`) and changed no version-1 table."""
 
 ORDER_STATUSES = ("open", "matched", "cancelled", "expired")
+CHALLENGE_OUTCOMES = ("passed", "late", "malformed", "wrong_commitment", "wrong_product")
+EVIDENCE_END_REASONS = ("terminal", "rejected", "duration", "challenge_failed", "gap")
 
 metadata = MetaData(
     naming_convention={
@@ -260,3 +270,84 @@ root_posts = Table(
     Column("posted_at", BigInteger, nullable=False),
     ForeignKeyConstraint(["batch_id", "root"], ["batches.batch_id", "batches.root"]),
 )
+
+# --- Delivery evidence (schema version 2; docs/evidence.md): blobs, receipts, challenges, stops, ends.
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("hash", Hex, primary_key=True),  # keccak256 of `data`: content-addressed, so immutable
+    Column("data", LargeBinary, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("stored_at", BigInteger, nullable=False),
+)
+
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("lease_id", BigInteger, ForeignKey("leases.lease_id"), primary_key=True),
+    Column("sequence", BigInteger, primary_key=True, autoincrement=False),
+    Column("receipt_hash", Hex, nullable=False, unique=True),
+    Column("time", BigInteger, nullable=False),  # the agent's clock, unix seconds
+    Column("job_state", SmallInteger, nullable=False),
+    Column("telemetry_json", Text, nullable=False),  # canonical JSON, exactly what was hashed
+    Column("output_digest", Hex, nullable=False),
+    Column("outputs_json", Text),  # canonical JSON of the outputs document, when the receipt carried it
+    Column("previous", Hex, nullable=False),
+    Column("signature", Hex, nullable=False),
+    Column("received_at", BigInteger, nullable=False),  # the matcher's clock
+    CheckConstraint("job_state BETWEEN 0 AND 6", name="job_state"),
+)
+
+challenges = Table(
+    "challenges",
+    metadata,
+    Column("lease_id", BigInteger, ForeignKey("leases.lease_id"), primary_key=True),
+    Column("sequence", BigInteger, primary_key=True, autoincrement=False),
+    Column("block_hash", Hex, nullable=False),
+    Column("block_number", BigInteger, nullable=False),
+    Column("n", Integer, nullable=False),
+    Column("issued_at_ms", BigInteger, nullable=False),
+    Column("deadline_ms", BigInteger, nullable=False),
+    Column("root", Hex),  # set by the commitment, with the four columns after it
+    Column("commit_signature", Hex),
+    Column("committed_at_ms", BigInteger),  # the matcher's clock when the root arrived
+    Column("verifier_seed", Hex),  # drawn after the root arrived
+    Column("rows_json", Text),  # the audit's rows, a JSON list
+    Column("opening", LargeBinary),  # the RowOpening wire form, kept so anyone can re-verify
+    Column("outcome", String(16)),  # NULL while open
+    Column("reason", Text),
+    Column("resolved_at_ms", BigInteger),
+    CheckConstraint(f"outcome IN {CHALLENGE_OUTCOMES!r}", name="outcome"),
+    CheckConstraint("(outcome IS NULL) = (resolved_at_ms IS NULL)", name="resolved"),
+)
+Index("ix_challenges_open", challenges.c.outcome, challenges.c.lease_id)
+
+stop_requests = Table(
+    "stop_requests",
+    metadata,
+    Column("lease_id", BigInteger, ForeignKey("leases.lease_id"), primary_key=True),
+    Column("signature", Hex, nullable=False),  # the buyer's personal_sign of `stop_message(lease_id)`
+    Column("requested_at", BigInteger, nullable=False),
+)
+
+evidence_ends = Table(
+    "evidence_ends",
+    metadata,
+    Column("lease_id", BigInteger, ForeignKey("leases.lease_id"), primary_key=True),
+    Column("reason", String(16), nullable=False),
+    Column("proven_until", BigInteger),  # T; NULL when no receipt proved anything
+    Column("proven_gpu_seconds", BigInteger, nullable=False),
+    Column("ended_at", BigInteger, nullable=False),  # the matcher's clock when it recorded the end
+    CheckConstraint(f"reason IN {EVIDENCE_END_REASONS!r}", name="reason"),
+)
+
+lease_lapses = Table(
+    "lease_lapses",
+    metadata,
+    Column("lease_id", BigInteger, ForeignKey("leases.lease_id"), primary_key=True),
+    Column("lapsed_at", BigInteger, nullable=False),  # the lock window passed with no lock: nobody owes
+)
+
+EVIDENCE_TABLES = (blobs, receipts, challenges, stop_requests, evidence_ends, lease_lapses)
+"""The tables schema version 2 added; `Store.open` creates them in a version-1 database."""

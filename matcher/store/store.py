@@ -11,21 +11,28 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Iterable, Sequence
 
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, update
 from sqlalchemy.engine import Connection, Engine
 
+from gpuspot.protocol.evidence import Receipt
+from gpuspot.protocol.orders import Signature
 from matcher.chain.poster import PostedRoot, SignedRootTx
 from matcher.chain.watcher import ChainCursor, WatcherItem
 from matcher.clearing.book import OrderHash
 from matcher.intake.validate import AcceptedOrder
 from matcher.store import batches as batch_ops
 from matcher.store import chain_mirror
+from matcher.store import evidence as evidence_ops
 from matcher.store import orders as order_ops
 from matcher.store.engine import connect, reading, writing
 from matcher.store.errors import OrderNotFoundError, SchemaVersionError, StoreError
 from matcher.store.records import (
     BatchRecord,
     ChainLeaseState,
+    ChallengeRecord,
+    EvidenceEnd,
+    EvidenceRecord,
+    EvidenceSummary,
     Explanation,
     IntakeState,
     LeafRecord,
@@ -34,9 +41,11 @@ from matcher.store.records import (
     OrderRecord,
     Page,
     PendingRoot,
+    ReceiptRecord,
     StatusChange,
+    UsageRecord,
 )
-from matcher.store.schema import SCHEMA_VERSION, metadata, schema_version
+from matcher.store.schema import EVIDENCE_TABLES, SCHEMA_VERSION, metadata, schema_version
 
 __all__ = ["Store"]
 
@@ -58,11 +67,20 @@ def _ensure_schema(connection: Connection, url: str) -> None:
             f"the store at {url} has schema version {version}, newer than this matcher's {SCHEMA_VERSION}: "
             "run the matcher version that wrote it (or a later one); never downgrade a store"
         )
-    if version < SCHEMA_VERSION:  # no older version exists yet; a migration goes here
+    if version < SCHEMA_VERSION:
+        _migrate(connection, version, url)
+
+
+def _migrate(connection: Connection, version: int, url: str) -> None:
+    """Brings an older schema up to `SCHEMA_VERSION` inside the opening transaction (all or nothing).
+    1 -> 2 only adds the delivery-evidence tables; no version-1 table changed."""
+    if version != 1:
         raise SchemaVersionError(
-            f"the store at {url} has schema version {version} and this matcher has no migration to "
+            f"the store at {url} has schema version {version} and this matcher has no migration from it to "
             f"{SCHEMA_VERSION}: run the matcher version that wrote it"
         )
+    metadata.create_all(connection, tables=list(EVIDENCE_TABLES))
+    connection.execute(update(schema_version).values(version=SCHEMA_VERSION))
 
 
 class Store:
@@ -278,3 +296,146 @@ class Store:
             if order_ops.get_order(connection, order_hash) is None:
                 raise OrderNotFoundError(f"no order has hash 0x{bytes(order_hash).hex()}: check the hash")
             return batch_ops.explanation(connection, order_hash)
+
+    # --- Delivery evidence (docs/evidence.md)
+
+    def put_blob(self, blob_hash: bytes, data: bytes, at: int) -> bool:
+        """Stores a blob under its keccak256 (checked by the caller); whether it was new."""
+        with writing(self._engine) as connection:
+            return evidence_ops.put_blob(connection, blob_hash, data, at)
+
+    def get_blob(self, blob_hash: bytes) -> bytes | None:
+        with reading(self._engine) as connection:
+            return evidence_ops.get_blob(connection, blob_hash)
+
+    def blob_totals(self) -> tuple[int, int]:
+        """(number of blobs, total bytes)."""
+        with reading(self._engine) as connection:
+            return evidence_ops.blob_totals(connection)
+
+    def add_receipt(
+        self, receipt: Receipt, receipt_hash: bytes, signature: Signature, received_at: int
+    ) -> bool:
+        """Stores an accepted receipt; False (nothing written) when its (lease, sequence) is stored."""
+        with writing(self._engine) as connection:
+            return evidence_ops.add_receipt(connection, receipt, receipt_hash, signature, received_at)
+
+    def get_receipt(self, lease_id: int, sequence: int) -> ReceiptRecord | None:
+        with reading(self._engine) as connection:
+            return evidence_ops.get_receipt(connection, lease_id, sequence)
+
+    def receipts_of(self, lease_id: int, limit: int = 100, cursor: str | None = None) -> Page[ReceiptRecord]:
+        """The lease's receipts in sequence order (`LeaseNotFoundError` for an unknown lease)."""
+        with reading(self._engine) as connection:
+            evidence_ops.check_lease(connection, lease_id)
+            return evidence_ops.receipts_of(connection, lease_id, limit, cursor)
+
+    def evidence_of(self, lease_id: int) -> EvidenceRecord:
+        """The lease, its start, receipts, challenges, end, lapse, usage and stop request: one snapshot."""
+        with reading(self._engine) as connection:
+            return evidence_ops.evidence_of(connection, lease_id)
+
+    def evidence_candidates(self) -> list[int]:
+        """Posted leases that are neither lapsed nor finally settled in a usage leaf."""
+        with reading(self._engine) as connection:
+            return evidence_ops.evidence_candidates(connection)
+
+    def running_leases(self) -> list[int]:
+        """Leases whose newest receipt is `running` and whose evidence has no recorded end."""
+        with reading(self._engine) as connection:
+            return evidence_ops.running_leases(connection)
+
+    def add_challenge(self, record: ChallengeRecord) -> bool:
+        with writing(self._engine) as connection:
+            return evidence_ops.add_challenge(connection, record)
+
+    def get_challenge(self, lease_id: int, sequence: int) -> ChallengeRecord | None:
+        with reading(self._engine) as connection:
+            return evidence_ops.get_challenge(connection, lease_id, sequence)
+
+    def lease_challenges(self, lease_id: int) -> list[ChallengeRecord]:
+        with reading(self._engine) as connection:
+            evidence_ops.check_lease(connection, lease_id)
+            return evidence_ops.lease_challenges(connection, lease_id)
+
+    def open_challenges(self, provider: str | None = None) -> list[ChallengeRecord]:
+        with reading(self._engine) as connection:
+            return evidence_ops.open_challenges(connection, provider)
+
+    def commit_challenge(
+        self,
+        lease_id: int,
+        sequence: int,
+        *,
+        root: bytes,
+        signature: Signature,
+        committed_at_ms: int,
+        verifier_seed: bytes,
+        rows: tuple[int, ...],
+    ) -> bool:
+        """Records a challenge's root and audit, once (False: already committed or resolved)."""
+        with writing(self._engine) as connection:
+            return evidence_ops.commit_challenge(
+                connection,
+                lease_id,
+                sequence,
+                root=root,
+                signature=signature,
+                committed_at_ms=committed_at_ms,
+                verifier_seed=verifier_seed,
+                rows=rows,
+            )
+
+    def resolve_challenge(
+        self,
+        lease_id: int,
+        sequence: int,
+        *,
+        outcome: str,
+        reason: str,
+        resolved_at_ms: int,
+        opening: bytes | None = None,
+    ) -> bool:
+        """Records a challenge's verdict, once (False: already resolved)."""
+        with writing(self._engine) as connection:
+            return evidence_ops.resolve_challenge(
+                connection,
+                lease_id,
+                sequence,
+                outcome=outcome,
+                reason=reason,
+                resolved_at_ms=resolved_at_ms,
+                opening=opening,
+            )
+
+    def challenge_opening(self, lease_id: int, sequence: int) -> bytes | None:
+        with reading(self._engine) as connection:
+            return evidence_ops.challenge_opening(connection, lease_id, sequence)
+
+    def request_stop(self, lease_id: int, signature: bytes, at: int) -> tuple[int, bool]:
+        """Records the buyer's stop request (the first stands): (its time, whether this call made it)."""
+        with writing(self._engine) as connection:
+            return evidence_ops.request_stop(connection, lease_id, signature, at)
+
+    def record_evidence_end(self, end: EvidenceEnd) -> bool:
+        with writing(self._engine) as connection:
+            return evidence_ops.record_evidence_end(connection, end)
+
+    def record_lapse(self, lease_id: int, at: int) -> bool:
+        with writing(self._engine) as connection:
+            return evidence_ops.record_lapse(connection, lease_id, at)
+
+    def posted_usage(self, lease_ids: Collection[int]) -> dict[int, UsageRecord]:
+        """Each lease's newest usage leaf in a posted batch."""
+        with reading(self._engine) as connection:
+            return evidence_ops.posted_usage(connection, lease_ids)
+
+    def provider_leases(
+        self, provider: str, *, active: bool = False, limit: int = 50, cursor: str | None = None
+    ) -> Page[LeaseRecord]:
+        with reading(self._engine) as connection:
+            return evidence_ops.provider_leases(connection, provider, active, limit, cursor)
+
+    def provider_summary(self, provider: str) -> EvidenceSummary:
+        with reading(self._engine) as connection:
+            return evidence_ops.provider_summary(connection, provider)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from eth_abi import decode as abi_decode
+from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
 from eth_typing import ABIError
 from eth_utils.abi import function_abi_to_4byte_selector
@@ -201,7 +201,7 @@ class ProviderChain:
             gas = int(function.estimate_gas({"from": self.address}))
         except (ContractCustomError, ContractLogicError) as exc:
             raise CallReverted(f"{kind} would revert: {describe_revert(self._abi, exc)}") from None
-        nonce = self.web3.eth.get_transaction_count(self.address, "pending")
+        nonce = self.web3.eth.get_transaction_count(self.account.address, "pending")
         tx: TxParams = function.build_transaction(
             {
                 "from": self.address,
@@ -211,7 +211,7 @@ class ProviderChain:
             }
             | self._fees()
         )
-        signed = self.account.sign_transaction(tx)
+        signed = self.account.sign_transaction(cast(Any, tx))
         tx_hash = "0x" + bytes(signed.hash).hex()
         self.state.add_tx(
             tx_hash,
@@ -233,7 +233,7 @@ class ProviderChain:
         for row in self.state.pending_txs():
             receipt = self._receipt(row.tx_hash)
             if receipt is None:
-                if self.web3.eth.get_transaction_count(self.address, "latest") > row.nonce:
+                if self.web3.eth.get_transaction_count(self.account.address, "latest") > row.nonce:
                     log.warning(
                         "%s %s: its nonce was used by another transaction; dropped", row.kind, row.tx_hash
                     )

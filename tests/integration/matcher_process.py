@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-REPOSITORY_ROOT = Path(__file__).resolve().parents[3]
+REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = "127.0.0.1"
 LOG_TAIL_CHARS = 4_000
 
@@ -41,6 +41,8 @@ class MatcherConfig:
     log_dir: Path
     batch_interval: float = 1.0
     confirmations: int = 0
+    extra_env: dict[str, str] = field(default_factory=dict)
+    """More `GPUSPOT_MATCHER_*` settings, e.g. the evidence intervals of a test."""
 
     def arguments(self, port: int) -> list[str]:
         return [
@@ -69,6 +71,7 @@ class MatcherConfig:
         (kept off the command line, where `ps` would show it) and unbuffered output (a killed process
         flushes nothing, and its log is what explains a failure)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("GPUSPOT_MATCHER_")}
+        env.update(self.extra_env)
         env["GPUSPOT_MATCHER_OPERATOR_KEY"] = self.operator_key
         env["PYTHONUNBUFFERED"] = "1"
         return env

@@ -33,6 +33,7 @@ from gpuspot.protocol import (
     keccak256,
     lease_leaf,
     lock_call,
+    settle_call,
     settlement_tree,
 )
 from matcher.chain import (
@@ -59,6 +60,7 @@ from matcher.clearing import (
     clear_batch,
 )
 from matcher.errors import CancellationRejectedError, NotFoundError
+from matcher.evidence.verifier import EvidencePolicy, EvidenceVerifier
 from matcher.group_commit import GroupCommit
 from matcher.intake import (
     AcceptedOrder,
@@ -75,8 +77,10 @@ from matcher.intake import (
 from matcher.leases import considered_orders_hash, lease_leaves, product_books
 from matcher.settings import MatcherSettings
 from matcher.store import (
+    BatchStatus,
     IntakeState,
     LeaseNotFoundError,
+    LeaseRecord,
     NewBatch,
     OrderNotOpenError,
     OrderRecord,
@@ -90,8 +94,13 @@ __all__ = [
     "CODE_VERSION",
     "BatchOutcome",
     "LeaseProof",
+    "LockCall",
+    "LockCalls",
     "MatcherService",
+    "SettleCall",
+    "SettleCalls",
     "cancellation_message",
+    "lease_args_json",
 ]
 
 log = logging.getLogger(__name__)
@@ -120,8 +129,8 @@ def batch_seed(previous_root: bytes | None, batch_id: int) -> bytes:
 
 @dataclass(frozen=True)
 class BatchOutcome:
-    """What one `run_batch` did: `batch_id` None when no batch was cleared (nothing open, or a root still
-    pending); `root` None for a batch without leases."""
+    """What one `run_batch` did: `batch_id` None when no batch was recorded (nothing open and no usage to
+    commit, or a root still pending); `root` None for a batch without leaves; `usage` its usage leaves."""
 
     batch_id: int | None
     root: bytes | None
@@ -129,12 +138,13 @@ class BatchOutcome:
     expired: int
     posted: bool
     reason: str
+    usage: int = 0
 
     def __str__(self) -> str:
         root = "none" if self.root is None else "0x" + self.root.hex()
         return (
-            f"batch {self.batch_id}: {self.reason}, {self.leases} leases, {self.expired} expired, "
-            f"root {root}, posted {self.posted}"
+            f"batch {self.batch_id}: {self.reason}, {self.leases} leases, {self.usage} usage leaves, "
+            f"{self.expired} expired, root {root}, posted {self.posted}"
         )
 
 
@@ -154,20 +164,12 @@ class LeaseProof:
         return self.batch_id, [self.lease_args], (self.proof, self.proof_flags)
 
     def to_json(self) -> dict[str, Any]:
-        bid, r, vs, lease_id, provider, price = self.lease_args
         return {
             "lease_id": self.lease_id,
             "batch_id": self.batch_id,
             "root": "0x" + self.root.hex(),
-            "lease": {
-                "bid": [_json_value(v) for v in bid],
-                "r": "0x" + bytes(r).hex(),
-                "vs": "0x" + bytes(vs).hex(),
-                "leaseId": lease_id,
-                "provider": provider,
-                "pricePerGpuHour": str(price),
-            },
-            "proof": {"proof": ["0x" + p.hex() for p in self.proof], "proofFlags": list(self.proof_flags)},
+            "lease": lease_args_json(self.lease_args),
+            "proof": proof_json((self.proof, self.proof_flags)),
         }
 
 
@@ -177,6 +179,91 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return value
+
+
+def lease_args_json(args: tuple[Any, ...]) -> dict[str, Any]:
+    """An `IEscrow.SignedLease` tuple as JSON: `{"bid": [...], "r", "vs", "leaseId", "provider",
+    "pricePerGpuHour"}`, integers as decimal strings, bytes as 0x hex."""
+    bid, r, vs, lease_id, provider, price = args
+    return {
+        "bid": [_json_value(v) for v in bid],
+        "r": "0x" + bytes(r).hex(),
+        "vs": "0x" + bytes(vs).hex(),
+        "leaseId": str(lease_id),
+        "provider": provider,
+        "pricePerGpuHour": str(price),
+    }
+
+
+def proof_json(proof: tuple[list[bytes], list[bool]]) -> dict[str, Any]:
+    """An `IEscrow.MultiProof` tuple as JSON: `{"proof": [0x..], "proofFlags": [bool]}`."""
+    nodes, flags = proof
+    return {"proof": ["0x" + bytes(p).hex() for p in nodes], "proofFlags": list(flags)}
+
+
+@dataclass(frozen=True)
+class LockCall:
+    """`lockLeases(batch_id, leases, proof)` for some leases of one batch."""
+
+    batch_id: int
+    leases: list[Any]
+    proof: tuple[list[bytes], list[bool]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "batch_id": self.batch_id,
+            "leases": [lease_args_json(args) for args in self.leases],
+            "proof": proof_json(self.proof),
+        }
+
+
+@dataclass(frozen=True)
+class LockCalls:
+    """The lock calls for a set of leases: one per batch; `missing` the ids no call can lock (unknown, root
+    not posted, lock window over), `locked` those the chain mirror already shows locked."""
+
+    calls: list[LockCall]
+    missing: list[int]
+    locked: list[int]
+
+
+@dataclass(frozen=True)
+class SettleCall:
+    """`settleLeases(batch_id, usage_batch_id, leases, usages, lease_proof, usage_proof)`."""
+
+    batch_id: int
+    usage_batch_id: int
+    leases: list[Any]
+    usages: list[tuple[int, bool]]
+    lease_proof: tuple[list[bytes], list[bool]]
+    usage_proof: tuple[list[bytes], list[bool]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "batch_id": self.batch_id,
+            "usage_batch_id": self.usage_batch_id,
+            "leases": [lease_args_json(args) for args in self.leases],
+            "usages": [{"usedGpuSeconds": str(used), "isFinal": final} for used, final in self.usages],
+            "lease_proof": proof_json(self.lease_proof),
+            "usage_proof": proof_json(self.usage_proof),
+        }
+
+
+@dataclass(frozen=True)
+class SettleCalls:
+    """The settle calls for a set of leases, one per (lease batch, usage batch); `missing` the ids with
+    nothing to settle (unknown, no posted usage leaf, closed, or already paid that figure)."""
+
+    calls: list[SettleCall]
+    missing: list[int]
+
+
+def _wall_clock() -> int:
+    return int(time.time())
+
+
+def _wall_clock_ms() -> int:
+    return int(time.time() * 1000)
 
 
 class MatcherService:
@@ -197,7 +284,9 @@ class MatcherService:
         batch_interval: float = 5.0,
         intake_round: int = 5_000,
         balance_ttl: float = 30.0,
-        clock: Callable[[], int] = lambda: int(time.time()),
+        evidence_policy: EvidencePolicy | None = None,
+        clock: Callable[[], int] = _wall_clock,
+        clock_ms: Callable[[], int] | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
@@ -210,6 +299,9 @@ class MatcherService:
         self.root_posting_margin = root_posting_margin
         self.batch_interval = batch_interval
         self.clock = clock
+        if clock_ms is None:  # a test's clock in seconds gives milliseconds at its own resolution
+            clock_ms = _wall_clock_ms if clock is _wall_clock else (lambda: clock() * 1000)
+        self.clock_ms = clock_ms
         self.domain = Eip712Domain(chain_id=deployment.chain_id, verifying_contract=deployment.escrow)
         self._escrow = web3.eth.contract(
             address=Web3.to_checksum_address(deployment.escrow), abi=list(load_abi(ESCROW))
@@ -223,6 +315,16 @@ class MatcherService:
         self.started_at = clock()
         self.last_batch_at: int | None = None
         self.counters: dict[str, int] = {}
+        self.evidence = EvidenceVerifier(
+            store=store,
+            domain=self.domain,
+            lock_window=deployment.parameters.lock_window,
+            policy=evidence_policy or EvidencePolicy(),
+            clock=clock,
+            clock_ms=clock_ms,
+            latest_block=self._latest_block,
+            count=self._count,
+        )
 
     @classmethod
     def from_settings(cls, settings: MatcherSettings, *, web3: Web3 | None = None) -> MatcherService:
@@ -243,6 +345,7 @@ class MatcherService:
             policy=IntakePolicy(min_lifetime=settings.min_lifetime),
             root_posting_margin=settings.root_posting_margin,
             batch_interval=settings.batch_interval,
+            evidence_policy=settings.evidence_policy(),
         )
 
     def close(self) -> None:
@@ -451,11 +554,17 @@ class MatcherService:
     def last_chain_batch_id(self) -> int:
         return int(self._escrow.functions.lastBatchId().call())
 
+    def _latest_block(self) -> tuple[bytes, int]:
+        """The newest block's hash and number: what seeds a challenge (nobody knew it before)."""
+        block = self.web3.eth.get_block("latest")
+        return bytes(block["hash"]), int(block["number"])
+
     # --- batches
 
     def run_batch(self, now: int | None = None) -> BatchOutcome:
-        """Posts any pending root first; then expires orders, clears the open ones, records the batch and
-        posts its root. A batch waits while an earlier root is unposted."""
+        """Posts any pending root first; then expires orders, clears the open ones, adds the usage leaves the
+        evidence calls for, records the batch and posts its root. A batch waits while an earlier root is
+        unposted; one with usage leaves is recorded (and posts a root) even when no order is open."""
         with self._batch_lock:
             now = self.clock() if now is None else now
             if not self.post_pending_roots():
@@ -463,16 +572,18 @@ class MatcherService:
             expired = len(self.store.expire_orders(now))
             if expired:
                 log.info("batch: %d orders expired", expired)
+            usage = self.evidence.usage_leaves(now)
             records = [
                 r for r in self.store.open_orders() if r.expiry >= now + self.root_posting_margin
             ]  # an order that may expire before its root is posted waits (and then expires)
-            if not records:
-                return BatchOutcome(None, None, 0, expired, False, "no open orders")
             considered = considered_orders_hash(r.order_hash for r in records)
-            if considered == self._idle_book:
-                return BatchOutcome(
-                    None, None, 0, expired, False, "book unchanged since a batch without leases"
-                )
+            if not usage:
+                if not records:
+                    return BatchOutcome(None, None, 0, expired, False, "no open orders")
+                if considered == self._idle_book:
+                    return BatchOutcome(
+                        None, None, 0, expired, False, "book unchanged since a batch without leases"
+                    )
             batch_id = max(self.store.next_batch_id(), self.last_chain_batch_id() + 1)
             previous = self.store.list_batches(limit=1).items
             seed = batch_seed(previous[0].root if previous else None, batch_id)
@@ -484,31 +595,34 @@ class MatcherService:
                 bid = by_hash[bytes(lease.match.bid_hash)].order()
                 assert isinstance(bid, Bid)
                 bids[bytes(lease.match.bid_hash)] = bid
-            leaves = lease_leaves(leases, bids, self.domain, batch_id)
+            leaves = lease_leaves(leases, bids, self.domain, batch_id) + usage
             tree = settlement_tree(leaves) if leaves else None
             root = None if tree is None else bytes(tree.root)
             self.store.record_batch(NewBatch(batch_id, CODE_VERSION, clearing, leases, leaves, root, now))
             self.last_batch_at = now
             self._count("batches")
             self._count("leases", len(leases))
+            self._count("usage_leaves", len(usage))
             log.info(
-                "batch %d: %d orders considered, %d leases, rule %s, seed 0x%s, root %s",
+                "batch %d: %d orders considered, %d leases, %d usage leaves, rule %s, seed 0x%s, root %s",
                 batch_id,
                 len(records),
                 len(leases),
+                len(usage),
                 self.rule.value,
                 seed.hex(),
                 "none" if root is None else "0x" + root.hex(),
             )
+            # Nothing traded: the same book would clear the same way again (the seed only breaks ties
+            # between orders that can trade), so later rounds skip it until an order arrives or leaves, or
+            # usage is due.
+            self._idle_book = considered if not leases else None
             if tree is None or root is None:
-                # Nothing traded: the same book would clear the same way again (the seed only breaks ties
-                # between orders that can trade), so later rounds skip it until an order arrives or leaves.
-                self._idle_book = considered
                 return BatchOutcome(batch_id, None, 0, expired, False, "no leases")
-            self._idle_book = None
             self._trees[batch_id] = tree
             posted = self._post(batch_id, root, None)
-            return BatchOutcome(batch_id, root, len(leases), expired, posted, "cleared")
+            reason = "cleared" if leases else "usage only"
+            return BatchOutcome(batch_id, root, len(leases), expired, posted, reason, len(usage))
 
     def post_pending_roots(self) -> bool:
         """Resumes (stored tx) or prepares (none) each batch awaiting its root, oldest first; True when none
@@ -569,12 +683,8 @@ class MatcherService:
             self._trees[batch_id] = tree
         return tree
 
-    def proof(self, lease_id: int) -> LeaseProof:
-        """The signed lease and its multiproof against its batch's root, for `lockLeases`."""
-        try:
-            lease = self.store.get_lease(lease_id)
-        except LeaseNotFoundError:
-            raise NotFoundError(f"no lease has id {lease_id}") from None
+    def _signed_lease(self, lease: LeaseRecord) -> SignedLease:
+        """The lease as the market agreed it: the bid as signed, its compact signature, the lease leaf."""
         bid_record = self.get_order(lease.bid_hash)
         bid = bid_record.order()
         assert isinstance(bid, Bid)
@@ -582,30 +692,99 @@ class MatcherService:
             bid,
             self.domain,
             batch_id=lease.batch_id,
-            lease_id=lease_id,
+            lease_id=lease.lease_id,
             provider=lease.provider,
             price_per_gpu_hour=lease.price_per_gpu_hour,
         )
-        signed = SignedLease(bid, bid_record.signature.compact(), leaf)
+        return SignedLease(bid, bid_record.signature.compact(), leaf)
+
+    def proof(self, lease_id: int) -> LeaseProof:
+        """The signed lease and its multiproof against its batch's root, for `lockLeases`."""
+        try:
+            lease = self.store.get_lease(lease_id)
+        except LeaseNotFoundError:
+            raise NotFoundError(f"no lease has id {lease_id}") from None
+        signed = self._signed_lease(lease)
         tree = self.tree(lease.batch_id)
         lease_args, (proof, flags) = lock_call(tree, [signed])
         return LeaseProof(
             lease_id, lease.batch_id, bytes(tree.root), signed, lease_args[0], list(proof), list(flags)
         )
 
+    def lock_calls(self, lease_ids: Iterable[int]) -> LockCalls:
+        """`lockLeases` arguments for these leases, one call per batch (in batch order)."""
+        now = self.clock()
+        groups: dict[int, list[SignedLease]] = {}
+        missing: list[int] = []
+        locked: list[int] = []
+        for lease_id in dict.fromkeys(lease_ids):
+            try:
+                lease = self.store.get_lease(lease_id)
+            except LeaseNotFoundError:
+                missing.append(lease_id)
+                continue
+            batch = self.store.get_batch(lease.batch_id)
+            if batch is None or batch.status is not BatchStatus.POSTED or batch.posted_at is None:
+                missing.append(lease_id)
+            elif lease.chain.locked:
+                locked.append(lease_id)
+            elif now > batch.posted_at + self.deployment.parameters.lock_window:
+                missing.append(lease_id)
+            else:
+                groups.setdefault(lease.batch_id, []).append(self._signed_lease(lease))
+        calls = []
+        for batch_id, signed in sorted(groups.items()):
+            leases, proof = lock_call(self.tree(batch_id), signed)
+            calls.append(LockCall(batch_id, leases, proof))
+        return LockCalls(calls, missing, locked)
+
+    def settle_calls(self, lease_ids: Iterable[int], *, with_signatures: bool = False) -> SettleCalls:
+        """`settleLeases` arguments for these leases' newest posted usage leaves, one call per (lease batch,
+        usage batch). Signatures are sent when asked, or when a lease of the call is not locked yet (the
+        call then locks it)."""
+        ids = list(dict.fromkeys(lease_ids))
+        usage = self.store.posted_usage(ids)
+        groups: dict[tuple[int, int], list[tuple[SignedLease, SettlementLeaf, bool]]] = {}
+        missing: list[int] = []
+        for lease_id in ids:
+            found = usage.get(lease_id)
+            if found is None:
+                missing.append(lease_id)
+                continue
+            lease = self.store.get_lease(lease_id)
+            chain = lease.chain
+            if chain.closed or (chain.used_gpu_seconds >= found.used_gpu_seconds and not found.final):
+                missing.append(lease_id)
+                continue
+            key = (lease.batch_id, found.batch_id)
+            groups.setdefault(key, []).append((self._signed_lease(lease), found.leaf, chain.locked))
+        calls = []
+        for (batch_id, usage_batch_id), items in sorted(groups.items()):
+            signatures = with_signatures or not all(locked for _, _, locked in items)
+            leases, usages, lease_proof, usage_proof = settle_call(
+                self.tree(batch_id),
+                self.tree(usage_batch_id),
+                [(signed, leaf) for signed, leaf, _ in items],
+                with_signatures=signatures,
+            )
+            calls.append(SettleCall(batch_id, usage_batch_id, leases, usages, lease_proof, usage_proof))
+        return SettleCalls(calls, missing)
+
     # --- the loop
 
     def run_forever(self, stop: threading.Event) -> None:
-        """sync_chain + run_batch every `batch_interval` seconds until `stop` is set; errors are logged and
-        the loop goes on (the next round retries)."""
+        """Every `batch_interval` seconds until `stop` is set: sync_chain, expire unanswered challenges,
+        run_batch, issue due challenges; errors are logged and the loop goes on (the next round retries)."""
         log.info("batch loop: every %.1f s, rule %s", self.batch_interval, self.rule.value)
         while not stop.is_set():
             started = time.monotonic()
             try:
                 self.sync_chain()
+                self.evidence.expire_challenges()
                 outcome = self.run_batch()
                 if outcome.batch_id is not None or outcome.expired:
                     log.info("round: %s", outcome)
+                self.evidence.issue_challenges()
             except Exception:
                 self._count("loop_errors")
                 log.exception("batch round failed; retrying next interval")

@@ -23,6 +23,7 @@ from pydantic_settings import (
 from gpuspot.deployment import DEFAULT_STATE_DIR, DEPLOYMENT_FILE_NAME, DEVNET_CHAIN_ID
 from matcher.clearing import PricingRule
 from matcher.errors import MatcherError
+from matcher.evidence.verifier import EvidencePolicy
 
 __all__ = ["DEV_MNEMONIC", "MatcherSettings", "SettingsError", "dev_addresses"]
 
@@ -62,6 +63,34 @@ class MatcherSettings(BaseSettings):
     confirmations: int = Field(2, ge=0, description="blocks the chain watcher lags behind the head")
     receipt_timeout: float = Field(120.0, gt=0)
     catalog_file: Path | None = Field(None, description="products TOML; default: the checkout's config/")
+    receipt_interval: int = Field(
+        30, gt=0, description="seconds between a lease's receipts, advertised to agents (GET /v1/market)"
+    )
+    evidence_timeout: int = Field(
+        90,
+        gt=0,
+        description="the longest gap between receipts (and from the start to the first) before "
+        "a lease's evidence ends",
+    )
+    clock_skew: int = Field(
+        30, ge=0, description="seconds a receipt's time may differ from the matcher's clock"
+    )
+    challenge_interval: int = Field(300, gt=0, description="seconds between challenges of a running lease")
+    challenge_n: int = Field(
+        512,
+        ge=16,
+        le=16_384,
+        multiple_of=16,
+        description="challenge matrix size n (a multiple of 16); set it per deployment (proof-of-work.md)",
+    )
+    challenge_deadline_ms: int = Field(
+        10_000,
+        gt=0,
+        description="milliseconds from a challenge's issue to its root, the agent's polling included",
+    )
+    opening_timeout: int = Field(60, gt=0, description="seconds from a root to its row opening")
+    usage_interval: int = Field(300, gt=0, description="seconds between a lease's (non-final) usage leaves")
+    max_blob_bytes: int = Field(16 * 1024 * 1024, gt=0, description="the largest blob PUT /v1/blobs accepts")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     log_level: str = "INFO"
@@ -109,6 +138,20 @@ class MatcherSettings(BaseSettings):
     def min_lifetime(self) -> int:
         """The intake's minimum order lifetime: one batch, the root's posting, and the configured extra."""
         return int(self.batch_interval + 0.999) + self.root_posting_margin + self.min_order_lifetime
+
+    def evidence_policy(self) -> EvidencePolicy:
+        """The delivery-evidence parameters (docs/evidence.md) as the verifier takes them."""
+        return EvidencePolicy(
+            receipt_interval=self.receipt_interval,
+            evidence_timeout=self.evidence_timeout,
+            clock_skew=self.clock_skew,
+            challenge_interval=self.challenge_interval,
+            challenge_n=self.challenge_n,
+            challenge_deadline_ms=self.challenge_deadline_ms,
+            opening_timeout=self.opening_timeout,
+            usage_interval=self.usage_interval,
+            max_blob_bytes=self.max_blob_bytes,
+        )
 
     def operator_account(self, chain_id: int) -> LocalAccount:
         """The operator's key; refuses a missing key, and a public development key outside chain 31337."""

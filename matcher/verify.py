@@ -3,7 +3,8 @@
 `verify_inputs(inputs)` is pure: given the body of `GET /v1/batches/{id}/inputs` it re-validates each
 order's signature under the published EIP-712 domain, rebuilds the clearing books exactly as the service
 does, re-runs `clear_batch` with the published seed and rule, re-assigns lease ids from the batch's first
-lease id (`assign_lease_ids`), rebuilds the lease leaves and the settlement tree, and compares the
+lease id (`assign_lease_ids`), rebuilds the lease leaves, adds the published usage leaves (whose figures
+come from the published evidence, not from the orders) and builds the settlement tree, and compares the
 commitment, each order's outcome, the leases and the root with what was published. `chain_root` reads
 `batchRoot(id)` from the escrow; `verify_batch` does all of it against an API and a node.
 
@@ -23,6 +24,7 @@ from gpuspot.protocol import (
     Ask,
     Bid,
     Eip712Domain,
+    SettlementLeaf,
     Signature,
     from_json,
     order_hash,
@@ -90,6 +92,24 @@ def _book_order(order: Bid | Ask, digest_hash: bytes) -> BookBid | BookAsk:
         order.gpus,
         Seconds(order.max_duration),
         PricePerGpuHour(order.min_price_per_gpu_hour),
+    )
+
+
+def _usage_leaf(values: Sequence[Any]) -> SettlementLeaf:
+    """A published usage leaf from its values (integers as decimal text, bytes as 0x hex)."""
+    kind, batch_id, lease_id, digest, buyer, provider, product, gpus, duration, price, used = values
+    return SettlementLeaf(
+        int(kind),
+        int(batch_id),
+        int(lease_id),
+        _bytes(digest) or b"",
+        buyer,
+        provider,
+        _bytes(product) or b"",
+        int(gpus),
+        int(duration),
+        int(price),
+        int(used),
     )
 
 
@@ -210,9 +230,21 @@ def verify_inputs(
                 bad(f"lease {lease_id}: published vs recomputed: {'; '.join(diffs)}")
     result.checked.append(f"{len(leases)} leases")
 
-    # 4. the leaves and the root
+    # 4. the leaves and the root: the lease leaves recomputed, the published usage leaves as they are
     bids = {h: order for h, order in orders.items() if isinstance(order, Bid)}
     leaves = lease_leaves(leases, bids, domain, batch_id)
+    for item in inputs.get("usage_leaves", ()):
+        try:
+            usage = _usage_leaf(item["values"])
+        except Exception as exc:
+            bad(f"usage leaf of lease {item.get('lease_id')}: cannot be parsed: {exc}")
+            continue
+        if not usage.is_usage or usage.batch_id >= batch_id:
+            bad(
+                f"usage leaf of lease {usage.lease_id}: kind {usage.kind}, lease batch {usage.batch_id}: "
+                "not the usage of an earlier batch's lease"
+            )
+        leaves.append(usage)
     root = bytes(settlement_tree(leaves).root) if leaves else None
     published_root = _bytes(inputs.get("root"))
     if root != published_root:

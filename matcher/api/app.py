@@ -6,7 +6,20 @@ from fastapi import FastAPI
 
 from matcher.api import errors
 from matcher.api.intake import LoopIntake
-from matcher.api.routes import accounts, batches, book, health, leases, market, orders
+from matcher.api.routes import (
+    accounts,
+    batches,
+    blobs,
+    book,
+    challenges,
+    health,
+    leases,
+    market,
+    orders,
+    proofs,
+    providers,
+    receipts,
+)
 from matcher.service import MatcherService
 
 
@@ -15,6 +28,19 @@ def create_app(service: MatcherService) -> FastAPI:
     app.state.service = service
     app.state.intake = LoopIntake(service.admission)
     errors.install(app)
-    for module in (market, orders, book, batches, leases, accounts, health):
+    for module in (
+        market,
+        orders,
+        book,
+        batches,
+        leases,
+        receipts,
+        challenges,
+        providers,
+        proofs,
+        blobs,
+        accounts,
+        health,
+    ):
         app.include_router(module.router)
     return app

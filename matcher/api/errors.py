@@ -1,6 +1,6 @@
 """HTTP errors, made here and in the routes only: every error answer is `{"error": {"code", "message"}}`
 (plus `details` for intake rejections), with stable codes (the intake's `RejectCode`s, `not_found`,
-`not_open`, `bad_signature`, `malformed`)."""
+`not_open`, `bad_signature`, `malformed`, and the evidence codes of `EVIDENCE_STATUS`)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,29 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from matcher.errors import CancellationRejectedError, NotFoundError
+from matcher.errors import CancellationRejectedError, EvidenceRejectedError, NotFoundError
 from matcher.intake import OrderRejected
 from matcher.store import InvalidPageError
+
+EVIDENCE_STATUS = {
+    "malformed": 400,
+    "hash_mismatch": 400,
+    "bad_signature": 400,
+    "bad_time": 400,
+    "wrong_commitment": 400,
+    "too_large": 413,
+    "not_posted": 409,
+    "out_of_order": 409,
+    "broken_chain": 409,
+    "receipt_conflict": 409,
+    "evidence_ended": 409,
+    "not_committed": 409,
+    "commit_conflict": 409,
+    "resolved": 409,
+    "late": 409,
+}
+"""HTTP status of each `EvidenceRejectedError` code: 400 for a request that is wrong in itself, 409 for one
+that conflicts with the lease's recorded evidence, 413 for one too large."""
 
 
 class ApiError(Exception):
@@ -46,6 +66,10 @@ def install(app: FastAPI) -> None:
     async def _cancel(_: Request, exc: CancellationRejectedError) -> JSONResponse:
         status = 409 if exc.code == "not_open" else 400
         return JSONResponse(error_body(exc.code, exc.message), status_code=status)
+
+    @app.exception_handler(EvidenceRejectedError)
+    async def _evidence(_: Request, exc: EvidenceRejectedError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message), status_code=EVIDENCE_STATUS.get(exc.code, 400))
 
     @app.exception_handler(InvalidPageError)
     async def _page(_: Request, exc: InvalidPageError) -> JSONResponse:

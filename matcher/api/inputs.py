@@ -4,13 +4,17 @@ verify-batch`).
 
 The considered orders are read from the store's `batch_orders` (every order the clearing saw, with its
 outcome) joined with `orders` (the canonical JSON and signature exactly as signed); the leases from `leases`.
-Read here, in one short read-only transaction, rather than through `Store`, so that the store's API is
+The usage leaves (kinds 1 and 2) are listed with their values (`SettlementLeaf.values()`, integers as
+decimal text, bytes as 0x hex), so the root can be rebuilt; their figures come from the published receipts
+and challenges (`GET /v1/leases/{id}/receipts`, `.../challenges`). Read here, in one short read-only
+transaction, rather than through `Store`, so that the store's API is
 unchanged. Not paginated: a batch's orders are served in one body (fine at today's sizes; see
 docs/matcher.md).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import select
@@ -19,7 +23,7 @@ from matcher.api.views import batch_view, hex_or_none
 from matcher.errors import NotFoundError
 from matcher.leases import considered_orders_hash
 from matcher.service import MatcherService
-from matcher.store.schema import batch_orders, leases, orders
+from matcher.store.schema import batch_orders, leases, leaves, orders
 
 __all__ = ["batch_inputs"]
 
@@ -44,6 +48,11 @@ def batch_inputs(service: MatcherService, batch_id: int) -> dict[str, Any]:
         ).all()
         lease_rows = connection.execute(
             select(leases).where(leases.c.batch_id == batch_id).order_by(leases.c.lease_id)
+        ).all()
+        usage_rows = connection.execute(
+            select(leaves.c.lease_id, leaves.c.kind, leaves.c.values_json)
+            .where(leaves.c.batch_id == batch_id, leaves.c.section == 1)
+            .order_by(leaves.c.leaf_index)
         ).all()
     deployment = service.deployment
     return {
@@ -80,6 +89,15 @@ def batch_inputs(service: MatcherService, batch_id: int) -> dict[str, Any]:
                 "price_per_gpu_hour": str(r.price),
             }
             for r in lease_rows
+        ],
+        "usage_leaves": [
+            {
+                "lease_id": r.lease_id,
+                "kind": r.kind,
+                "used_gpu_seconds": int(json.loads(r.values_json)[-1]),
+                "values": json.loads(r.values_json),
+            }
+            for r in usage_rows
         ],
         "batch": batch_view(batch),
     }

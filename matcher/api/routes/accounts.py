@@ -1,4 +1,5 @@
-"""GET /v1/accounts/{address}: balances on-chain and in the matcher's book, open orders, leases."""
+"""GET /v1/accounts/{address}: balances on-chain and in the matcher's book, open orders, leases, and (for a
+provider) its published evidence record: challenge verdicts and leases whose evidence ended by failure."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter
 
 from matcher.api.deps import Service
 from matcher.api.errors import ApiError
+from matcher.api.evidence_views import evidence_summary_view
 from matcher.api.views import lease_view, order_view
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
@@ -29,4 +31,5 @@ def account(service: Service, address: str) -> dict[str, Any]:
         "provider_active": service.store.provider_active(who, service.deployment.parameters.min_stake),
         "orders": [order_view(o, service.catalog) for o in orders.items],
         "leases": [lease_view(lease, service.catalog) for lease in leases.items],
+        "evidence": evidence_summary_view(service.store.provider_summary(who)),
     }

@@ -39,6 +39,11 @@ def metrics(service: Service) -> str:
         ("batches", "batches recorded"),
         ("leases", "leases committed"),
         ("roots_posted", "roots posted"),
+        ("usage_leaves", "usage leaves committed (kinds 1 and 2)"),
+        ("receipts", "receipts accepted"),
+        ("challenges_issued", "proof-of-work challenges issued"),
+        ("challenges_passed", "challenges passed"),
+        ("challenges_failed", "challenges failed (late, or a wrong product)"),
         ("loop_errors", "failed rounds"),
     ]:
         metric(f"{name}_total", "counter", help_, counters.get(name, 0))
@@ -52,4 +57,7 @@ def metrics(service: Service) -> str:
     metric(
         "pending_roots", "gauge", "batches awaiting their root", len(service.store.batches_awaiting_root())
     )
+    blob_count, blob_bytes = service.store.blob_totals()
+    metric("blobs", "gauge", "blobs stored", blob_count)
+    metric("blob_bytes", "gauge", "bytes of blobs stored", blob_bytes)
     return "\n".join(lines) + "\n"

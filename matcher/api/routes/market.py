@@ -16,6 +16,7 @@ router = APIRouter(prefix="/v1", tags=["market"])
 @router.get("/market")
 def market(service: Service) -> dict[str, Any]:
     deployment = service.deployment
+    evidence = service.evidence.policy
     return {
         "chain_id": deployment.chain_id,
         "contracts": {
@@ -45,4 +46,19 @@ def market(service: Service) -> dict[str, Any]:
         "batch_interval": service.batch_interval,
         "pricing_rule": service.rule.value,
         "min_order_lifetime": service.policy.min_lifetime,
+        "evidence": {
+            "receipt_interval": evidence.receipt_interval,
+            "evidence_timeout": evidence.evidence_timeout,
+            "clock_skew": evidence.clock_skew,
+            "usage_interval": evidence.usage_interval,
+            "max_blob_bytes": evidence.max_blob_bytes,
+            "challenge": {
+                "interval": evidence.challenge_interval,
+                "n": evidence.challenge_n,
+                "deadline_ms": evidence.challenge_deadline_ms,
+                "opening_timeout": evidence.opening_timeout,
+                "opened_rows": evidence.audited_rows,
+                "rounds": evidence.rounds,
+            },
+        },
     }

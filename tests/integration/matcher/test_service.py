@@ -68,7 +68,7 @@ def test_service_clears_posts_and_serves_a_lockable_proof(
     assert int(escrow.accountOf(buyer).reserved) == accepted_bid.max_cost
     # the matched bid is no longer open, but its lease holds the funds on-chain now
     assert service.reserved(buyer.address, service.clock()) == 0
-    assert proof.to_json()["lease"]["leaseId"] == 1
+    assert proof.to_json()["lease"]["leaseId"] == "1"
 
 
 def test_a_bid_beyond_the_balance_is_rejected_and_changes_nothing(

@@ -1,4 +1,5 @@
-"""GET /v1/leases/{id}: a lease, its chain state, and (once its root is posted) what `lockLeases` takes."""
+"""GET /v1/leases/{id}: a lease, its chain state, its delivery evidence and usage, and what `lockLeases`
+takes (`lock`)."""
 
 from __future__ import annotations
 
@@ -7,19 +8,15 @@ from typing import Any
 from fastapi import APIRouter
 
 from matcher.api.deps import Service
-from matcher.api.views import lease_view
-from matcher.errors import NotFoundError
-from matcher.store import LeaseNotFoundError
+from matcher.api.evidence_views import provider_lease_view
 
 router = APIRouter(prefix="/v1/leases", tags=["leases"])
 
 
 @router.get("/{lease_id}")
 def get_lease(service: Service, lease_id: int) -> dict[str, Any]:
-    try:
-        lease = service.store.get_lease(lease_id)
-    except LeaseNotFoundError:
-        raise NotFoundError(f"no lease has id {lease_id}") from None
-    body = lease_view(lease, service.catalog)
+    """The lease as `GET /v1/providers/{address}/leases` lists it (start, end, job spec hash, evidence,
+    usage, stop request) plus `lock`."""
+    body = provider_lease_view(service.evidence.evidence(lease_id), service.catalog)
     body["lock"] = service.proof(lease_id).to_json()
     return body

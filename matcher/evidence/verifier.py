@@ -610,6 +610,8 @@ class EvidenceVerifier:
                 ):
                     log.info("lease %d: lapsed, never locked within the lock window", lease_id)
                 continue
+            if record.lease.chain.closed:  # reclaimed by the buyer after the settle window: nothing to pay
+                continue
             if proven.ended and not proven.held:
                 leaves.append(record.lease_leaf.usage(proven.proven_gpu_seconds, final=True))
             elif proven.proven_gpu_seconds > record.committed_gpu_seconds:

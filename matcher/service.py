@@ -30,6 +30,7 @@ from gpuspot.protocol import (
     SettlementLeaf,
     SignedLease,
     StandardMerkleTree,
+    cancellation_message,
     keccak256,
     lease_leaf,
     lock_call,
@@ -112,12 +113,6 @@ DEFAULT_POLICY = IntakePolicy()
 
 Admitted = tuple[AcceptedOrder, OrderRecord] | OrderRejected
 """One submission's outcome in an intake round: accepted (and its stored record) or rejected."""
-
-
-def cancellation_message(order_hash: bytes) -> str:
-    """The text a signer signs (EIP-191 `personal_sign`) to cancel an order. The order hash is already bound
-    to the market's EIP-712 domain, so the text needs no chain id of its own."""
-    return f"gpuspot: cancel order 0x{bytes(order_hash).hex()}"
 
 
 def batch_seed(previous_root: bytes | None, batch_id: int) -> bytes:

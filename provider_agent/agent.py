@@ -40,6 +40,7 @@ from gpuspot.deployment import Deployment
 from gpuspot.protocol import (
     Ask,
     Eip712Domain,
+    cancellation_message,
     evidence,
     jobspec,
     keccak256,
@@ -330,7 +331,7 @@ class ProviderAgent:
         """Cancels every live ask; True when none is left open (a cancelled or already closed ask)."""
         done = True
         for ask in self.state.live_asks():
-            message = encode_defunct(text=f"gpuspot: cancel order {ask.ask_hash}")
+            message = encode_defunct(text=cancellation_message(_bytes(ask.ask_hash)))
             signature = "0x" + bytes(Account.sign_message(message, self.account.key).signature).hex()
             try:
                 self.client.cancel_order(ask.ask_hash, signature)

@@ -307,6 +307,11 @@ def recover_commitment_signer(
     )
 
 
-def stop_message(lease_id: int) -> str:
-    """The text a buyer signs (EIP-191 `personal_sign`) to ask the provider to stop a lease early."""
-    return f"gpuspot: stop lease {_uint('lease_id', lease_id, 64)}"
+def stop_message(lease_id: int, domain: Eip712Domain) -> str:
+    """The text a buyer signs (EIP-191 `personal_sign`) to ask the provider to stop a lease early. It names
+    the market (chain id and escrow): lease ids are per market, so a stop signed for one cannot be replayed
+    against a lease with the same id in another."""
+    return (
+        f"gpuspot: stop lease {_uint('lease_id', lease_id, 64)} "
+        f"(chain {domain.chain_id}, escrow {domain.verifying_contract})"
+    )

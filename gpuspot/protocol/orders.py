@@ -29,6 +29,7 @@ __all__ = [
     "ASK_TYPEHASH",
     "BID_TYPE",
     "BID_TYPEHASH",
+    "cancellation_message",
     "DOMAIN_NAME",
     "DOMAIN_TYPE",
     "DOMAIN_TYPEHASH",
@@ -436,6 +437,12 @@ def recover_digest_signer(message_digest: bytes, signature: Signature) -> str:
 def recover_signer(order: Order, domain: Eip712Domain, signature: Signature) -> str:
     """The address that signed `order` under `domain`; compare it with the order's buyer or provider."""
     return recover_digest_signer(digest(order, domain), signature)
+
+
+def cancellation_message(order_hash: bytes) -> str:
+    """The text a signer signs (EIP-191 `personal_sign`) to cancel an order. The order hash is already bound
+    to the market's EIP-712 domain, so the text needs no chain id of its own."""
+    return f"gpuspot: cancel order 0x{bytes(order_hash).hex()}"
 
 
 def to_json(order: Order) -> str:

@@ -579,12 +579,12 @@ class EvidenceVerifier:
             buyer = self.store.get_lease(lease_id).buyer
         except LeaseNotFoundError:
             raise NotFoundError(f"no lease has id {lease_id}") from None
-        signer = _personal_signer(stop_message(lease_id), signature)
+        signer = _personal_signer(stop_message(lease_id, self.domain), signature)
         if signer != buyer:
             raise EvidenceRejectedError(
                 "bad_signature",
                 f"the stop request is signed by {signer}, not the lease's buyer {buyer}: sign "
-                f"{stop_message(lease_id)!r} with personal_sign",
+                f"{stop_message(lease_id, self.domain)!r} with personal_sign",
             )
         raw = signature if isinstance(signature, bytes) else bytes.fromhex(signature.removeprefix("0x"))
         return self.store.request_stop(lease_id, raw, self.clock())

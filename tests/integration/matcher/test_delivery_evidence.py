@@ -374,7 +374,7 @@ def test_a_late_root_fails_and_an_unlocked_lease_lapses(
     [published] = client.get("/v1/leases/1/challenges").json()["challenges"]
     assert published["outcome"] == "late" and published["root"] is None
 
-    stop = encode_defunct(text=stop_message(1))
+    stop = encode_defunct(text=stop_message(1, domain))
     wrong = Account.sign_message(stop, other_buyer.private_key).signature.hex()
     assert error_code(client.post("/v1/leases/1/stop", json={"signature": wrong})) == (400, "bad_signature")
     right = Account.sign_message(stop, buyer.private_key).signature.hex()

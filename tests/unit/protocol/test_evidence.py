@@ -241,9 +241,14 @@ def test_canonical_json_sorts_keys_keeps_unicode_and_refuses_floats():
 
 
 def test_stop_message():
-    assert stop_message(42) == "gpuspot: stop lease 42"
+    domain = Eip712Domain(chain_id=31337, verifying_contract="0x" + "ab" * 20)
+    assert stop_message(42, domain) == (
+        f"gpuspot: stop lease 42 (chain 31337, escrow {domain.verifying_contract})"
+    )
+    other = Eip712Domain(chain_id=1, verifying_contract=domain.verifying_contract)
+    assert stop_message(42, other) != stop_message(42, domain), "a stop names its market"
     with pytest.raises(EvidenceError):
-        stop_message(-1)
+        stop_message(-1, domain)
 
 
 @settings(max_examples=40, deadline=None)

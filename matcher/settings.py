@@ -6,45 +6,27 @@ chain id (`operator_account`), which refuses Anvil's well-known development keys
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
 
-from gpuspot.deployment import DEFAULT_STATE_DIR, DEPLOYMENT_FILE_NAME, DEVNET_CHAIN_ID
+from gpuspot.deployment import DEFAULT_STATE_DIR, DEPLOYMENT_FILE_NAME
+from gpuspot.settings import DEV_MNEMONIC, KeyError_, ServiceSettings, dev_addresses, load_account
 from matcher.clearing import PricingRule
 from matcher.errors import MatcherError
 from matcher.evidence.verifier import EvidencePolicy
 
 __all__ = ["DEV_MNEMONIC", "MatcherSettings", "SettingsError", "dev_addresses"]
 
-DEV_MNEMONIC = "test test test test test test test test test test test junk"
-"""Anvil's (and Hardhat's) public development mnemonic: its keys are known to everyone."""
-
 
 class SettingsError(MatcherError):
     """The matcher's configuration is unusable; the message names the setting and what to do."""
 
 
-@lru_cache(maxsize=1)
-def dev_addresses(count: int = 20) -> frozenset[str]:
-    """Addresses of the first `count` keys of the public development mnemonic."""
-    Account.enable_unaudited_hdwallet_features()
-    return frozenset(
-        Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").address for i in range(count)
-    )
-
-
-class MatcherSettings(BaseSettings):
+class MatcherSettings(ServiceSettings):
     """Everything the matcher reads at start. Durations in seconds, amounts in token base units."""
 
     model_config = SettingsConfigDict(env_prefix="GPUSPOT_MATCHER_", extra="forbid", frozen=True)
@@ -93,40 +75,14 @@ class MatcherSettings(BaseSettings):
     max_blob_bytes: int = Field(16 * 1024 * 1024, gt=0, description="the largest blob PUT /v1/blobs accepts")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
-    log_level: str = "INFO"
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
     @classmethod
     def load(cls, config_file: Path | None = None, **overrides: Any) -> MatcherSettings:
         """Settings from `overrides` (flags; None values are ignored), the environment, then `config_file`."""
-        given = {key: value for key, value in overrides.items() if value is not None}
-        if config_file is None:
-            return cls(**given)
-        if not config_file.is_file():
-            raise SettingsError(f"no matcher config file at {config_file}: fix the path or leave it out")
-
-        class _FromFile(cls):  # type: ignore[valid-type,misc]
-            model_config = SettingsConfigDict(**{**cls.model_config, "toml_file": config_file})
-
-        return _FromFile(**given)
-
-    @field_validator("log_level")
-    @classmethod
-    def _level(cls, value: str) -> str:
-        level = value.upper()
-        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            raise ValueError(f"log_level must be DEBUG, INFO, WARNING or ERROR, got {value!r}")
-        return level
+        try:
+            return super().load(config_file, **overrides)
+        except FileNotFoundError as exc:
+            raise SettingsError(f"no matcher config file: {exc}") from None
 
     @model_validator(mode="after")
     def _one_key_source(self) -> MatcherSettings:
@@ -155,25 +111,13 @@ class MatcherSettings(BaseSettings):
 
     def operator_account(self, chain_id: int) -> LocalAccount:
         """The operator's key; refuses a missing key, and a public development key outside chain 31337."""
-        if self.operator_key is not None:
-            raw = self.operator_key.get_secret_value().strip()
-        elif self.operator_key_file is not None:
-            try:
-                raw = self.operator_key_file.read_text().strip()
-            except OSError as exc:
-                raise SettingsError(f"cannot read {self.operator_key_file}: {exc}") from None
-        else:
-            raise SettingsError(
-                "no operator key: set GPUSPOT_MATCHER_OPERATOR_KEY or GPUSPOT_MATCHER_OPERATOR_KEY_FILE "
-                "(the key of the escrow's operator)"
-            )
         try:
-            account: LocalAccount = Account.from_key(raw)
-        except (ValueError, TypeError):
-            raise SettingsError("the operator key is not a 32-byte hex private key") from None
-        if chain_id != DEVNET_CHAIN_ID and account.address in dev_addresses():
-            raise SettingsError(
-                f"the operator key ({account.address}) is one of Anvil's public development keys, and chain "
-                f"{chain_id} is not a devnet ({DEVNET_CHAIN_ID}): anyone can sign with it. Use a private key"
+            return load_account(
+                self.operator_key,
+                self.operator_key_file,
+                chain_id,
+                role="operator",
+                env_var="GPUSPOT_MATCHER_OPERATOR_KEY",
             )
-        return account
+        except KeyError_ as exc:
+            raise SettingsError(str(exc)) from None

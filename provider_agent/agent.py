@@ -41,6 +41,7 @@ from gpuspot.protocol import (
     Ask,
     Eip712Domain,
     cancellation_message,
+    cost,
     evidence,
     jobspec,
     keccak256,
@@ -137,11 +138,6 @@ def _lease_tuple(item: dict[str, Any]) -> tuple[Any, ...]:
 
 def _proof(proof: dict[str, Any]) -> tuple[list[bytes], list[bool]]:
     return [_bytes(p) for p in proof["proof"]], [bool(f) for f in proof["proofFlags"]]
-
-
-def cost(gpu_seconds: int, price: int) -> int:
-    """The escrow's `cost`: GPU-seconds at a price per GPU-hour, rounded down (docs/protocol.md)."""
-    return gpu_seconds * price // 3600
 
 
 class ProviderAgent:

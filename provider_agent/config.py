@@ -9,18 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic_settings import SettingsConfigDict
 
-from gpuspot.deployment import DEFAULT_STATE_DIR, DEPLOYMENT_FILE_NAME, DEVNET_CHAIN_ID
-from matcher.settings import dev_addresses
+from gpuspot.deployment import DEFAULT_STATE_DIR, DEPLOYMENT_FILE_NAME
+from gpuspot.settings import KeyError_, ServiceSettings, load_account
 
 __all__ = ["AgentSettings", "ConfigError"]
 
@@ -29,7 +23,7 @@ class ConfigError(Exception):
     """The agent's configuration is unusable; the message names the setting and what to do."""
 
 
-class AgentSettings(BaseSettings):
+class AgentSettings(ServiceSettings):
     """Everything the agent reads at start."""
 
     model_config = SettingsConfigDict(env_prefix="GPUSPOT_AGENT_", extra="forbid", frozen=True)
@@ -72,32 +66,14 @@ class AgentSettings(BaseSettings):
     tx_timeout: float = Field(120.0, gt=0, description="seconds to wait for a transaction to be mined")
     metrics_host: str = Field("127.0.0.1", description="where /metrics listens")
     metrics_port: int = Field(9100, ge=0, le=65535, description="0 picks a free port; the log says which")
-    log_level: str = "INFO"
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
     @classmethod
     def load(cls, config_file: Path | None = None, **overrides: Any) -> AgentSettings:
         """Settings from `overrides` (flags; None values are ignored), the environment, then `config_file`."""
-        given = {key: value for key, value in overrides.items() if value is not None}
-        if config_file is None:
-            return cls(**given)
-        if not config_file.is_file():
-            raise ConfigError(f"no agent config file at {config_file}: fix the path or leave it out")
-
-        class _FromFile(cls):  # type: ignore[valid-type,misc]
-            model_config = SettingsConfigDict(**{**cls.model_config, "toml_file": config_file})
-
-        return _FromFile(**given)
+        try:
+            return super().load(config_file, **overrides)
+        except FileNotFoundError as exc:
+            raise ConfigError(f"no agent config file: {exc}") from None
 
     @field_validator("backend")
     @classmethod
@@ -113,14 +89,6 @@ class AgentSettings(BaseSettings):
             raise ValueError(f"pricing must be fixed or utilisation, got {value!r}")
         return value
 
-    @field_validator("log_level")
-    @classmethod
-    def _level(cls, value: str) -> str:
-        level = value.upper()
-        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            raise ValueError(f"log_level must be DEBUG, INFO, WARNING or ERROR, got {value!r}")
-        return level
-
     @model_validator(mode="after")
     def _checks(self) -> AgentSettings:
         if self.provider_key is not None and self.provider_key_file is not None:
@@ -135,25 +103,13 @@ class AgentSettings(BaseSettings):
 
     def provider_account(self, chain_id: int) -> LocalAccount:
         """The provider's key; refuses a missing key, and a public development key outside chain 31337."""
-        if self.provider_key is not None:
-            raw = self.provider_key.get_secret_value().strip()
-        elif self.provider_key_file is not None:
-            try:
-                raw = self.provider_key_file.read_text().strip()
-            except OSError as exc:
-                raise ConfigError(f"cannot read {self.provider_key_file}: {exc}") from None
-        else:
-            raise ConfigError(
-                "no provider key: set GPUSPOT_AGENT_PROVIDER_KEY or provider_key_file (the key that signs "
-                "asks and receipts, stakes, and is paid)"
-            )
         try:
-            account: LocalAccount = Account.from_key(raw)
-        except (ValueError, TypeError):
-            raise ConfigError("the provider key is not a 32-byte hex private key") from None
-        if chain_id != DEVNET_CHAIN_ID and account.address in dev_addresses():
-            raise ConfigError(
-                f"the provider key ({account.address}) is one of Anvil's public development keys, and chain "
-                f"{chain_id} is not a devnet: anyone can sign with it. Use a private key"
+            return load_account(
+                self.provider_key,
+                self.provider_key_file,
+                chain_id,
+                role="provider",
+                env_var="GPUSPOT_AGENT_PROVIDER_KEY",
             )
-        return account
+        except KeyError_ as exc:
+            raise ConfigError(str(exc)) from None

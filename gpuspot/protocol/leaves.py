@@ -25,6 +25,7 @@ from gpuspot.protocol.merkle import MultiProof, StandardMerkleTree, standard_lea
 from gpuspot.protocol.orders import Bid, Eip712Domain, digest
 
 __all__ = [
+    "cost",
     "FINAL_USAGE",
     "LEAF_ENCODING",
     "LEASE",
@@ -140,6 +141,13 @@ class SettlementLeaf:
     def lease_leaf(self) -> SettlementLeaf:
         """The lease leaf (kind 0) of this leaf's lease, as the batch `batch_id` committed it."""
         return replace(self, kind=LeafKind.LEASE, used_gpu_seconds=0)
+
+
+def cost(gpu_seconds: int, price_per_gpu_hour: int) -> int:
+    """`gpuSeconds * price / 3600` rounded down, as the escrow's `LeaseMath.cost`: what proven usage pays
+    (docs/protocol.md, "Money and units"). Monotone, so paying a cumulative figure in steps never pays more
+    than its final cost."""
+    return gpu_seconds * price_per_gpu_hour // 3600
 
 
 def lease_leaf(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from gpuspot.protocol import cost as protocol_cost
 from matcher.clearing.book import (
     Amount,
     GpuSeconds,
@@ -32,9 +33,8 @@ __all__ = [
 
 
 def cost(gpu_seconds: int, price: int) -> Amount:
-    """`gpu_seconds * price // 3600`: the protocol's cost of GPU-seconds at a price per GPU-hour, rounded
-    down (docs/protocol.md, "Money and units")."""
-    return Amount(gpu_seconds * price // 3600)
+    """The protocol's cost of GPU-seconds at a price per GPU-hour (`gpuspot.protocol.cost`), as an Amount."""
+    return Amount(protocol_cost(gpu_seconds, price))
 
 
 class Side(StrEnum):

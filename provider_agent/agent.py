@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 ZERO = b"\x00" * 32
 SPEC_WAIT_FRACTION = 2
 """A posted lease whose job spec is not at the matcher yet is retried until half its lock window passed."""
+OFFER_BACKOFF = 2
+"""Seconds the agent waits before offering again after the matcher refused an ask."""
 LOCK_MARGIN = 15
 """Seconds before the lock window closes after which the agent no longer tries to lock (too late)."""
 
@@ -181,6 +183,7 @@ class ProviderAgent:
         self._answers: dict[tuple[int, int], pow.Answer] = {}
         self._owed_since: dict[tuple[int, int], int] = {}
         self._settle_retry_at: dict[int, int] = {}
+        self._offer_after = 0
         self._lock = threading.Lock()
 
     @property
@@ -318,7 +321,11 @@ class ProviderAgent:
         except MatcherApiError as exc:
             self.state.set_ask_status(ask_hash, "closed", f"refused: {exc.code}")
             self.counters.add("asks_refused")
-            log.error("ask %s refused by the matcher: %s", ask_hash, exc)
+            self._offer_after = self.now() + OFFER_BACKOFF
+            if exc.code == "provider_inactive" and self.chain.is_active():
+                log.info("ask %s: the matcher has not seen the registration yet; retrying", ask_hash)
+            else:
+                log.error("ask %s refused by the matcher: %s", ask_hash, exc)
             return
         self.state.set_ask_status(ask_hash, "open")
         self.counters.add("asks_posted")
@@ -663,9 +670,9 @@ class ProviderAgent:
     # --- 8. offer
 
     def _offer(self) -> None:
-        if not self.accepting:
-            return
         now = self.now()
+        if not self.accepting or now < self._offer_after:
+            return
         free = self.free_devices()
         live = self.state.live_asks()
         if live:

@@ -7,6 +7,10 @@ test, so each test starts from the same deployed, funded market.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
 import pytest
 from market_driver import (
     DEPOSIT,
@@ -106,3 +110,22 @@ def market(escrow, chain, operator, provider, domain) -> Market:
 def now(chain) -> int:
     """A base time for the test, safely after the latest block."""
     return int(chain.pending_timestamp) + 10
+
+
+@pytest.fixture
+def interval_mining(chain: Any) -> Iterator[Callable[[int], None]]:
+    """Call it with N to have Anvil mine a block every N seconds, on the wall clock, as a chain would: ape's
+    revert after the previous test set the chain's clock back, and processes that time things by the wall
+    clock (receipts, the matcher's evidence) must agree with block times. Back to mining at once (before
+    ape reverts) after the test."""
+    web3 = chain.provider.web3
+
+    def start(seconds: int) -> None:
+        latest = int(web3.eth.get_block("latest")["timestamp"])
+        web3.provider.make_request("evm_setTime", [max(int(time.time()), latest + 1)])
+        web3.provider.make_request("evm_setIntervalMining", [seconds])
+
+    try:
+        yield start
+    finally:
+        web3.provider.make_request("evm_setAutomine", [True])

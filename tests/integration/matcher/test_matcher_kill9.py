@@ -357,13 +357,10 @@ def pending_batches(api: httpx.Client) -> set[int]:
 
 
 @pytest.fixture
-def block_time(web3: Web3) -> Iterator[int]:
+def block_time(interval_mining: Callable[[int], None]) -> int:
     """Anvil mines every BLOCK_TIME seconds during the test, then at once again (before ape reverts)."""
-    web3.provider.make_request("evm_setIntervalMining", [BLOCK_TIME])  # type: ignore[arg-type]
-    try:
-        yield BLOCK_TIME
-    finally:
-        web3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+    interval_mining(BLOCK_TIME)
+    return BLOCK_TIME
 
 
 @pytest.fixture

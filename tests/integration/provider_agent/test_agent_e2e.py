@@ -73,17 +73,9 @@ def wait_for(
 
 
 @pytest.fixture
-def block_time(web3: Web3) -> Iterator[int]:
-    """Anvil mines a block a second, on the wall clock: ape's revert after the previous test set the chain's
-    clock back, and a lease's start (its root's block time) must be on the clock receipts are timed by, as
-    on a real chain."""
-    latest = int(web3.eth.get_block("latest")["timestamp"])
-    web3.provider.make_request("evm_setTime", [max(int(time.time()), latest + 1)])  # type: ignore[arg-type]
-    web3.provider.make_request("evm_setIntervalMining", [BLOCK_TIME])  # type: ignore[arg-type]
-    try:
-        yield BLOCK_TIME
-    finally:
-        web3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+def block_time(interval_mining: Callable[[int], None]) -> int:
+    interval_mining(BLOCK_TIME)
+    return BLOCK_TIME
 
 
 @pytest.fixture(scope="module")

@@ -59,11 +59,12 @@ class MatcherSettings(ServiceSettings):
     )
     challenge_interval: int = Field(300, gt=0, description="seconds between challenges of a running lease")
     challenge_n: int = Field(
-        512,
+        8_192,
         ge=16,
         le=16_384,
         multiple_of=16,
-        description="challenge matrix size n (a multiple of 16); set it per deployment (proof-of-work.md)",
+        description="challenge matrix size n (multiple of 16): 8192 fails CPU-only hosts (proof-of-work.md);"
+        " a devnet of CPU stand-ins needs a small one",
     )
     challenge_deadline_ms: int = Field(
         10_000,

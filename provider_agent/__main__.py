@@ -79,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="The gpuspot provider agent: offers this host's GPUs, runs leased jobs, proves delivery "
         "with receipts and proof-of-work challenges, and settles its earnings on-chain.",
         epilog="Every flag also reads GPUSPOT_AGENT_<NAME> (e.g. GPUSPOT_AGENT_PROVIDER_KEY); flags win. "
-        "--log-json writes one JSON object per log line.",
+        "`%(prog)s check --help`: the host's self-test (GPUs, a timed challenge per GPU, a pinned job).",
     )
     parser.add_argument("--config", type=Path, help="TOML file of settings (same names as the flags)")
     for flag, options in FLAGS:
@@ -166,7 +166,12 @@ def build_agent(settings: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["check"]:
+        from provider_agent.check import main as check
+
+        return check(argv[1:])
+    args = parse_args(argv)
     from provider_agent.config import AgentSettings, ConfigError
 
     overrides = {k: v for k, v in vars(args).items() if k not in ("config", "log_json")}

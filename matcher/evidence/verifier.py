@@ -20,6 +20,7 @@ from eth_account.messages import encode_defunct
 
 from gpuspot.protocol import Eip712Domain, SettlementLeaf, keccak256
 from gpuspot.protocol.challenge import (
+    DEFAULT_N,
     DEFAULT_OPENED_ROWS,
     DEFAULT_ROUNDS,
     MAX_N,
@@ -80,7 +81,7 @@ class EvidencePolicy:
     evidence_timeout: int = 90
     clock_skew: int = 30
     challenge_interval: int = 300
-    challenge_n: int = 512
+    challenge_n: int = DEFAULT_N
     challenge_deadline_ms: int = 10_000
     opening_timeout: int = 60
     usage_interval: int = 300

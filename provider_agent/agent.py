@@ -288,13 +288,18 @@ class ProviderAgent:
         try:
             self.client.post_receipt(lease_id, body)
         except MatcherApiError as exc:
+            if exc.code == "not_posted":  # the root is not posted yet: send it again later
+                return False
+            # Any other refusal is final: the receipt chain cannot go on past it, so no later receipt can
+            # prove anything either. The lease's evidence ends (the buyer pays what was proven) and the job
+            # stops, instead of running for nobody's money.
             if exc.code == "evidence_ended":
                 log.warning("lease %d: the matcher closed its evidence (%s); stopping", lease_id, exc.message)
-                self.state.mark_receipt_sent(lease_id, sequence)
-                self._end_lease_job(lease_id)
-                return False
-            log.error("lease %d: receipt %d refused: %s", lease_id, sequence, exc)
-            self.counters.add("receipts_refused")
+            else:
+                log.error("lease %d: receipt %d refused (%s); ending the lease", lease_id, sequence, exc)
+                self.counters.add("receipts_refused")
+            self.state.mark_receipt_sent(lease_id, sequence)
+            self._end_lease_job(lease_id)
             return False
         self.state.mark_receipt_sent(lease_id, sequence)
         self.counters.add("receipts_sent")

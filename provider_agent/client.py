@@ -91,8 +91,15 @@ class MatcherClient:
     # --- leases and proofs
 
     def provider_leases(self, provider: str, *, active: bool = True) -> list[dict[str, Any]]:
-        body = self._json("GET", f"/v1/providers/{provider}/leases", params={"active": str(active).lower()})
-        return list(body["leases"])
+        """Every lease of the provider (following the pages), or only those still active."""
+        leases: list[dict[str, Any]] = []
+        params: dict[str, str] = {"active": str(active).lower(), "limit": "200"}
+        while True:
+            body = self._json("GET", f"/v1/providers/{provider}/leases", params=params)
+            leases.extend(body["leases"])
+            if not body.get("next_cursor"):
+                return leases
+            params["cursor"] = str(body["next_cursor"])
 
     def lease(self, lease_id: int) -> dict[str, Any]:
         return dict(self._json("GET", f"/v1/leases/{lease_id}"))

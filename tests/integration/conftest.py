@@ -129,3 +129,35 @@ def interval_mining(chain: Any) -> Iterator[Callable[[int], None]]:
         yield start
     finally:
         web3.provider.make_request("evm_setAutomine", [True])
+
+
+@pytest.fixture
+def matcher_launcher(
+    tmp_path: Any, chain: Any, deployment: Deployment, operator: Any
+) -> Iterator[Callable[..., Any]]:
+    """Call it (with `MatcherConfig` options such as `batch_interval` or `extra_env`) for a `MatcherLauncher`
+    of real `python -m matcher` processes on this test's deployment, a fresh database and the operator's
+    key; every matcher still running is ended at teardown."""
+    from matcher_process import MatcherConfig, MatcherLauncher
+
+    launchers: list[MatcherLauncher] = []
+
+    def make(**options: Any) -> MatcherLauncher:
+        deployment_file = tmp_path / "deployment.json"
+        deployment.save(deployment_file)
+        config = MatcherConfig(
+            rpc_url=chain.provider.http_uri,
+            deployment_file=deployment_file,
+            database_url=f"sqlite:///{tmp_path / 'matcher.db'}",
+            operator_key=str(operator.private_key),
+            log_dir=tmp_path / "logs",
+            **options,
+        )
+        launchers.append(MatcherLauncher(config))
+        return launchers[-1]
+
+    try:
+        yield make
+    finally:
+        for launcher in launchers:
+            launcher.close()

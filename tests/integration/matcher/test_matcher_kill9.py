@@ -30,15 +30,14 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from market_driver import H100
-from matcher_process import MatcherConfig, MatcherLauncher, MatcherProcess
+from matcher_process import MatcherLauncher, MatcherProcess
 from web3 import Web3
 
 from gpuspot.deployment import Deployment
@@ -364,25 +363,9 @@ def block_time(interval_mining: Callable[[int], None]) -> int:
 
 
 @pytest.fixture
-def launcher(
-    tmp_path: Path, chain: Any, deployment: Deployment, escrow: Any, registry: Any, operator: Any
-) -> Iterator[MatcherLauncher]:
+def launcher(matcher_launcher: Callable[..., MatcherLauncher], escrow: Any, registry: Any) -> MatcherLauncher:
     """Starts `python -m matcher` processes on one database; ends any still running at teardown."""
-    deployment_file = tmp_path / "deployment.json"
-    deployment.save(deployment_file)
-    config = MatcherConfig(
-        rpc_url=chain.provider.http_uri,
-        deployment_file=deployment_file,
-        database_url=f"sqlite:///{tmp_path / 'matcher.db'}",
-        operator_key=str(operator.private_key),
-        log_dir=tmp_path / "logs",
-        batch_interval=BATCH_INTERVAL,
-    )
-    launcher = MatcherLauncher(config)
-    try:
-        yield launcher
-    finally:
-        launcher.close()
+    return matcher_launcher(batch_interval=BATCH_INTERVAL)
 
 
 @pytest.mark.parametrize(

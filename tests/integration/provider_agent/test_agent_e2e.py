@@ -32,7 +32,7 @@ import httpx
 import pytest
 from agent_process import AgentProcess, agent_environment
 from market_driver import DEPOSIT, H100, MIN_STAKE
-from matcher_process import MatcherConfig, MatcherLauncher, MatcherProcess
+from matcher_process import MatcherLauncher, MatcherProcess
 from web3 import Web3
 
 from gpuspot.deployment import Deployment
@@ -213,45 +213,33 @@ def market(
     deployment: Deployment,
     escrow: Any,
     registry: Any,
-    operator: Any,
     buyer: Any,
     agent_account: Any,
     domain: Eip712Domain,
     block_time: int,
+    matcher_launcher: Callable[..., MatcherLauncher],
 ) -> Iterator[Market]:
-    deployment_file = tmp_path / "deployment.json"
-    deployment.save(deployment_file)
-    config = MatcherConfig(
-        rpc_url=chain.provider.http_uri,
-        deployment_file=deployment_file,
-        database_url=f"sqlite:///{tmp_path / 'matcher.db'}",
-        operator_key=str(operator.private_key),
-        log_dir=tmp_path / "logs",
-        batch_interval=1.0,
-        extra_env={f"GPUSPOT_MATCHER_{k}": v for k, v in MATCHER_EVIDENCE.items()},
+    launcher = matcher_launcher(
+        batch_interval=1.0, extra_env={f"GPUSPOT_MATCHER_{k}": v for k, v in MATCHER_EVIDENCE.items()}
     )
-    launcher = MatcherLauncher(config)
-    try:
-        process = launcher.start()
-        with httpx.Client(base_url=process.url, timeout=10.0) as api:
-            yield Market(
-                tmp_path=tmp_path,
-                matcher=process,
-                api=api,
-                deployment=deployment,
-                deployment_file=deployment_file,
-                web3=web3,
-                escrow=web3.eth.contract(
-                    address=Web3.to_checksum_address(deployment.escrow), abi=list(load_abi(ESCROW))
-                ),
-                domain=domain,
-                buyer=buyer,
-                agent_account=agent_account,
-                rpc_url=chain.provider.http_uri,
-                db_path=tmp_path / "matcher.db",
-            )
-    finally:
-        launcher.close()
+    process = launcher.start()
+    with httpx.Client(base_url=process.url, timeout=10.0) as api:
+        yield Market(
+            tmp_path=tmp_path,
+            matcher=process,
+            api=api,
+            deployment=deployment,
+            deployment_file=tmp_path / "deployment.json",
+            web3=web3,
+            escrow=web3.eth.contract(
+                address=Web3.to_checksum_address(deployment.escrow), abi=list(load_abi(ESCROW))
+            ),
+            domain=domain,
+            buyer=buyer,
+            agent_account=agent_account,
+            rpc_url=chain.provider.http_uri,
+            db_path=tmp_path / "matcher.db",
+        )
 
 
 def job(body: str, outputs: tuple[str, ...] = ("out.txt",)) -> JobSpec:

@@ -177,7 +177,6 @@ class ProviderAgent:
         self.host_id = host_id(tuple(self.devices.values()))
         self.counters = Counters()
         self.accepting = True
-        self.started_at = int(clock())
         self._handles: dict[int, jobs.JobHandle] = {}
         self._views: dict[int, dict[str, Any]] = {}
         self._answers: dict[tuple[int, int], pow.Answer] = {}

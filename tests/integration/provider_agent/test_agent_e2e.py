@@ -427,3 +427,26 @@ def test_a_wrong_challenge_answer_is_caught_and_ends_the_lease(market: Market) -
         stop.set()
         loop.join(timeout=30)
         agent.drain(0, 0.1)
+
+
+def test_sigterm_drains_stops_the_job_with_a_final_receipt_and_the_next_start_settles(market: Market) -> None:
+    agent = market.agent(drain_timeout="2").start()
+    try:
+        bid_hash = market.bid(market.put_spec(job("import time\ntime.sleep(60)\n")))
+        lease_id = int(market.lease_of(bid_hash, agent.log_tail)["lease_id"])
+        wait_for(
+            lambda: len(market.receipts(lease_id)) >= 2,
+            60,
+            lambda: f"no receipts for lease {lease_id}; agent log:\n{agent.log_tail()}",
+        )
+        assert agent.stop() == 0, agent.log_tail()
+        receipts = market.receipts(lease_id)
+        assert receipts[-1]["job_state"] == JobState.STOPPED, "the buyer pays only until the stop"
+        orders = market.api.get(f"/v1/accounts/{market.agent_account.address}").json()["orders"]
+        assert not [o for o in orders if o["status"] == "open"], "a draining agent offers nothing"
+
+        agent.start()  # the final usage is committed after the drain; the next start settles it
+        market.wait_closed(lease_id, agent.log_tail)
+        assert_paid_exactly(market, market.lease(lease_id), market.receipts(lease_id))
+    finally:
+        agent.stop()

@@ -796,7 +796,9 @@ class ProviderAgent:
             return
         self.counters.add("settlements", len(presented))
         now = self.now()
-        for lease_id, _usage_batch, used, is_final in presented:
+        for lease_id, usage_batch, used, is_final in presented:
+            self._owed_since.pop((lease_id, usage_batch), None)
+            self._settle_retry_at.pop(lease_id, None)
             log.info(
                 "lease %d: settled %d GPU-s, paid %d%s",
                 lease_id,

@@ -123,21 +123,12 @@ class ProviderChain:
     def is_active(self) -> bool:
         return bool(self.registry.functions.isActive(self.address).call())
 
-    def stake(self) -> int:
-        return int(self.registry.functions.providerOf(self.address).call()[0])
-
-    def escrow_available(self) -> int:
-        return int(self.escrow.functions.accountOf(self.address).call()[0])
-
     def token_balance(self) -> int:
         return int(self.token.functions.balanceOf(self.address).call())
 
     def is_locked(self, bid_digest: bytes) -> bool:
         """Whether the bid's lease is locked and not closed (its locked leaf is recorded)."""
         return bytes(self.escrow.functions.lockedLeaf(bid_digest).call()) != b"\x00" * 32
-
-    def lease_paid(self, bid_digest: bytes) -> int:
-        return int(self.escrow.functions.paymentOf(bid_digest).call()[1])
 
     # --- registration
 

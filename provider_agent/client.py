@@ -101,9 +101,6 @@ class MatcherClient:
                 return leases
             params["cursor"] = str(body["next_cursor"])
 
-    def lease(self, lease_id: int) -> dict[str, Any]:
-        return dict(self._json("GET", f"/v1/leases/{lease_id}"))
-
     def lock_proofs(self, lease_ids: Sequence[int]) -> dict[str, Any]:
         return dict(self._json("POST", "/v1/proofs/lock", json={"lease_ids": list(lease_ids)}))
 

@@ -31,7 +31,6 @@ __all__ = [
     "LeaseRow",
     "LeaseStatus",
     "ReceiptRow",
-    "SettlementRow",
     "TxRow",
 ]
 
@@ -191,17 +190,6 @@ class TxRow:
     status: str
     lease_ids: tuple[int, ...]
     sent_at: int
-
-
-@dataclass(frozen=True)
-class SettlementRow:
-    lease_id: int
-    usage_batch_id: int
-    used_gpu_seconds: int
-    final: bool
-    tx_hash: str
-    status: str
-    paid: int | None
 
 
 class AgentState:
@@ -498,10 +486,6 @@ class AgentState:
 
     # --- settlements
 
-    def settlements(self, lease_id: int) -> list[SettlementRow]:
-        rows = self._rows("SELECT * FROM settlements WHERE lease_id = ? ORDER BY usage_batch_id", (lease_id,))
-        return [_settlement(r) for r in rows]
-
     def presented(self, lease_id: int, usage_batch_id: int) -> bool:
         """Whether the leaf was presented in a transaction that did not fail (sent or settled)."""
         rows = self._rows(
@@ -578,16 +562,4 @@ def _tx(r: sqlite3.Row) -> TxRow:
         r["status"],
         tuple(json.loads(r["lease_ids"])),
         r["sent_at"],
-    )
-
-
-def _settlement(r: sqlite3.Row) -> SettlementRow:
-    return SettlementRow(
-        r["lease_id"],
-        r["usage_batch_id"],
-        r["used_gpu_seconds"],
-        bool(r["final"]),
-        r["tx_hash"],
-        r["status"],
-        None if r["paid"] is None else int(r["paid"]),
     )

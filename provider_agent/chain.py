@@ -15,10 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
-from eth_typing import ABIError
-from eth_utils.abi import function_abi_to_4byte_selector
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted, TransactionNotFound
@@ -26,10 +23,11 @@ from web3.logs import DISCARD
 from web3.types import TxParams, TxReceipt
 
 from gpuspot.deployment import Deployment
-from matcher.chain.abi import ESCROW, PROVIDER_REGISTRY, load_abi
+from matcher.chain.abi import ESCROW, PROVIDER_REGISTRY, custom_errors, describe_revert, load_abi
+from matcher.chain.connection import fees
 from provider_agent.state import AgentState, TxRow
 
-__all__ = ["CallReverted", "ProviderChain", "SentTx", "describe_revert"]
+__all__ = ["CallReverted", "ProviderChain", "SentTx"]
 
 log = logging.getLogger(__name__)
 
@@ -51,26 +49,6 @@ class SentTx:
     paid: dict[int, int]
 
 
-def describe_revert(abi: Sequence[dict[str, Any]], exc: ContractLogicError) -> str:
-    """`ErrorName(arg=value, ...)` for a custom error of `abi`, else the exception's own text."""
-    data = exc.data if isinstance(exc.data, str) else None
-    if data is None:
-        return str(exc)
-    raw = bytes(HexBytes(data))
-    for entry in abi:
-        if (
-            entry.get("type") == "error"
-            and bytes(function_abi_to_4byte_selector(cast(ABIError, entry))) == raw[:4]
-        ):
-            types = [arg["type"] for arg in entry["inputs"]]
-            values = abi_decode(types, raw[4:]) if types else ()
-            args = ", ".join(
-                f"{arg['name']}={value!r}" for arg, value in zip(entry["inputs"], values, strict=True)
-            )
-            return f"{entry['name']}({args})"
-    return str(exc)
-
-
 class ProviderChain:
     """The provider's account on the market's contracts."""
 
@@ -90,7 +68,7 @@ class ProviderChain:
         self.receipt_timeout = receipt_timeout
         self.escrow_abi = list(load_abi(ESCROW))
         self.registry_abi = list(load_abi(PROVIDER_REGISTRY))
-        self._abi = self.escrow_abi + [e for e in self.registry_abi if e.get("type") == "error"]
+        self._errors = custom_errors(tuple(self.escrow_abi), tuple(self.registry_abi))
         self.escrow = web3.eth.contract(
             address=Web3.to_checksum_address(deployment.escrow), abi=self.escrow_abi
         )
@@ -191,7 +169,7 @@ class ProviderChain:
         try:
             gas = int(function.estimate_gas({"from": self.address}))
         except (ContractCustomError, ContractLogicError) as exc:
-            raise CallReverted(f"{kind} would revert: {describe_revert(self._abi, exc)}") from None
+            raise CallReverted(f"{kind} would revert: {describe_revert(self._errors, exc)}") from None
         nonce = self.web3.eth.get_transaction_count(self.account.address, "pending")
         tx: TxParams = function.build_transaction(
             {
@@ -200,7 +178,7 @@ class ProviderChain:
                 "gas": gas * 5 // 4 + 20_000,
                 "chainId": self.deployment.chain_id,
             }
-            | self._fees()
+            | fees(self.web3)
         )
         signed = self.account.sign_transaction(cast(Any, tx))
         tx_hash = "0x" + bytes(signed.hash).hex()
@@ -274,11 +252,3 @@ class ProviderChain:
             return self.web3.eth.get_transaction_receipt(HexBytes(tx_hash))
         except TransactionNotFound:
             return None
-
-    def _fees(self) -> dict[str, int]:
-        block = self.web3.eth.get_block("latest")
-        base_fee = block.get("baseFeePerGas")
-        if base_fee is None:
-            return {"gasPrice": int(self.web3.eth.gas_price)}
-        tip = int(self.web3.eth.max_priority_fee)
-        return {"maxFeePerGas": 2 * int(base_fee) + tip, "maxPriorityFeePerGas": tip}

@@ -18,11 +18,25 @@ import json
 import logging
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from eth_abi.abi import decode as abi_decode
+from eth_typing import ABIError
+from eth_utils.abi import function_abi_to_4byte_selector
+from hexbytes import HexBytes
+from web3.exceptions import ContractLogicError
 
 from matcher.chain.errors import AbiNotFoundError
 
-__all__ = ["ESCROW", "PROVIDER_REGISTRY", "Abi", "default_project_root", "load_abi"]
+__all__ = [
+    "ESCROW",
+    "PROVIDER_REGISTRY",
+    "Abi",
+    "custom_errors",
+    "default_project_root",
+    "describe_revert",
+    "load_abi",
+]
 
 log = logging.getLogger(__name__)
 
@@ -81,3 +95,29 @@ def _read(path: Path, keys: tuple[str, ...]) -> Abi | None:
             f"{path}: {'.'.join(keys)} is not an ABI list. Recompile: `ape compile --force`"
         )
     return tuple(node)
+
+
+def custom_errors(*abis: Abi) -> dict[bytes, dict[str, Any]]:
+    """The custom errors of `abis` by 4-byte selector, for `describe_revert`."""
+    return {
+        bytes(function_abi_to_4byte_selector(cast(ABIError, entry))): entry
+        for abi in abis
+        for entry in abi
+        if entry.get("type") == "error"
+    }
+
+
+def describe_revert(errors: dict[bytes, dict[str, Any]], exc: ContractLogicError) -> str:
+    """`ErrorName(arg=value, ...)` when the revert data is one of `errors` (`custom_errors`), else the
+    exception's own text."""
+    data = exc.data if isinstance(exc.data, str) else None
+    if data is None:
+        return str(exc)
+    raw = bytes(HexBytes(data))
+    entry = errors.get(raw[:4])
+    if entry is None:
+        return str(exc)
+    types = [arg["type"] for arg in entry["inputs"]]
+    values = abi_decode(types, raw[4:]) if types else ()
+    args = ", ".join(f"{arg['name']}={value!r}" for arg, value in zip(entry["inputs"], values, strict=True))
+    return f"{entry['name']}({args})"

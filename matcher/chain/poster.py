@@ -30,17 +30,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
-from eth_typing import ABIError, ABIEvent, BlockNumber, ChecksumAddress, HexStr
-from eth_utils.abi import event_abi_to_log_topic, function_abi_to_4byte_selector
+from eth_typing import ABIEvent, BlockNumber, ChecksumAddress, HexStr
+from eth_utils.abi import event_abi_to_log_topic
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import FilterParams, LogReceipt, TxParams, TxReceipt
 
 from gpuspot.deployment import Deployment
-from matcher.chain.abi import ESCROW, Abi, load_abi
+from matcher.chain.abi import ESCROW, Abi, custom_errors, describe_revert, load_abi
+from matcher.chain.connection import fees
 from matcher.chain.errors import (
     BatchIdNotIncreasingError,
     ChainError,
@@ -165,11 +165,7 @@ class RootPoster:
                 )
             )
         )
-        self._errors = {
-            bytes(function_abi_to_4byte_selector(cast(ABIError, entry))): entry
-            for entry in self._abi
-            if entry.get("type") == "error"
-        }
+        self._errors = custom_errors(self._abi)
 
     @classmethod
     def from_deployment(
@@ -426,12 +422,7 @@ class RootPoster:
         return int(estimate * 5 // 4) + 10_000  # headroom: the estimate is for the current block's state
 
     def _fees(self) -> dict[str, int]:
-        block = self._read("read the latest block", lambda: self._web3.eth.get_block("latest"))
-        base_fee = block.get("baseFeePerGas")
-        if base_fee is None:  # a chain without EIP-1559
-            return {"gasPrice": int(self._read("read the gas price", lambda: self._web3.eth.gas_price))}
-        tip = int(self._read("read the priority fee", lambda: self._web3.eth.max_priority_fee))
-        return {"maxFeePerGas": 2 * int(base_fee) + tip, "maxPriorityFeePerGas": tip}
+        return self._read("read the fees", lambda: fees(self._web3))
 
     def _receipt(self, tx_hash: bytes) -> TxReceipt | None:
         def fetch() -> TxReceipt | None:
@@ -457,19 +448,7 @@ class RootPoster:
         return "reason unknown (the replay did not revert)"
 
     def _describe_revert(self, exc: ContractLogicError) -> str:
-        data = exc.data if isinstance(exc.data, str) else None
-        if data is None:
-            return str(exc)
-        raw = bytes(HexBytes(data))
-        entry = self._errors.get(raw[:4])
-        if entry is None:
-            return str(exc)
-        types = [arg["type"] for arg in entry["inputs"]]
-        values = abi_decode(types, raw[4:]) if types else ()
-        args = ", ".join(
-            f"{arg['name']}={value!r}" for arg, value in zip(entry["inputs"], values, strict=True)
-        )
-        return f"{entry['name']}({args})"
+        return describe_revert(self._errors, exc)
 
     def _read(self, what: str, operation: Callable[[], T]) -> T:
         return self._retry.call(what, operation, endpoint=self._endpoint)

@@ -17,8 +17,6 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eth_account import Account
-from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
@@ -27,6 +25,7 @@ from gpuspot.deployment import Deployment
 from gpuspot.protocol import (
     Bid,
     Eip712Domain,
+    InvalidSignatureError,
     SettlementLeaf,
     SignedLease,
     StandardMerkleTree,
@@ -76,6 +75,7 @@ from matcher.intake import (
     verify_many,
 )
 from matcher.leases import considered_orders_hash, lease_leaves, product_books
+from matcher.personal_sign import recover_personal_signer
 from matcher.settings import MatcherSettings
 from matcher.store import (
     BatchStatus,
@@ -500,10 +500,8 @@ class MatcherService:
         """Cancels an open order, given the signer's `personal_sign` of `cancellation_message(order_hash)`."""
         record = self.get_order(order_hash)
         try:
-            recovered = Account.recover_message(
-                encode_defunct(text=cancellation_message(order_hash)), signature=signature
-            )
-        except Exception:
+            recovered = recover_personal_signer(cancellation_message(order_hash), signature)
+        except InvalidSignatureError:
             raise CancellationRejectedError(
                 "bad_signature", "the cancellation signature is not a valid 65-byte signature"
             ) from None

@@ -15,9 +15,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from eth_account import Account
-from eth_account.messages import encode_defunct
-
 from gpuspot.protocol import Eip712Domain, SettlementLeaf, keccak256
 from gpuspot.protocol.challenge import (
     DEFAULT_N,
@@ -43,6 +40,7 @@ from gpuspot.protocol.evidence import (
 from gpuspot.protocol.orders import Signature
 from matcher.errors import EvidenceRejectedError, NotFoundError
 from matcher.evidence.proven import EndReason, ProvenTime, proven_time
+from matcher.personal_sign import recover_personal_signer
 from matcher.store import (
     ChallengeRecord,
     EvidenceEnd,
@@ -127,8 +125,8 @@ class ReceiptOutcome:
 
 def _personal_signer(text: str, signature: str | bytes) -> str:
     try:
-        return str(Account.recover_message(encode_defunct(text=text), signature=signature))
-    except Exception:
+        return recover_personal_signer(text, signature)
+    except InvalidSignatureError:
         raise EvidenceRejectedError(
             "bad_signature", "the signature is not a valid 65-byte signature"
         ) from None

@@ -376,23 +376,14 @@ class EvidenceVerifier:
         block_hash, block_number = self.latest_block()
         issued = []
         for lease_id, sequence in due:
-            record = ChallengeRecord(
-                lease_id=lease_id,
-                sequence=sequence,
+            record = ChallengeRecord.issued(
+                lease_id,
+                sequence,
                 block_hash=block_hash,
                 block_number=block_number,
                 n=self.policy.challenge_n,
                 issued_at_ms=now_ms,
                 deadline_ms=self.policy.challenge_deadline_ms,
-                root=None,
-                commit_signature=None,
-                committed_at_ms=None,
-                verifier_seed=None,
-                rows=None,
-                has_opening=False,
-                outcome=None,
-                reason=None,
-                resolved_at_ms=None,
             )
             if self.store.add_challenge(record):
                 issued.append(record)

@@ -274,6 +274,38 @@ class ChallengeRecord:
     reason: str | None
     resolved_at_ms: int | None
 
+    @classmethod
+    def issued(
+        cls,
+        lease_id: int,
+        sequence: int,
+        *,
+        block_hash: bytes,
+        block_number: int,
+        n: int,
+        issued_at_ms: int,
+        deadline_ms: int,
+    ) -> ChallengeRecord:
+        """A challenge just issued: nothing committed, opened or resolved yet."""
+        return cls(
+            lease_id=lease_id,
+            sequence=sequence,
+            block_hash=block_hash,
+            block_number=block_number,
+            n=n,
+            issued_at_ms=issued_at_ms,
+            deadline_ms=deadline_ms,
+            root=None,
+            commit_signature=None,
+            committed_at_ms=None,
+            verifier_seed=None,
+            rows=None,
+            has_opening=False,
+            outcome=None,
+            reason=None,
+            resolved_at_ms=None,
+        )
+
     def challenge(self) -> Challenge:
         """The protocol's challenge (its seed re-derived from the block hash, lease and sequence)."""
         return Challenge(

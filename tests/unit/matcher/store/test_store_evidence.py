@@ -65,23 +65,14 @@ def add_chain(store: Store, lease_id: int, states: list[JobState]) -> list[bytes
 
 
 def challenge(lease_id: int, sequence: int = 0, issued_at_ms: int = (NOW + 60) * 1000) -> ChallengeRecord:
-    return ChallengeRecord(
-        lease_id=lease_id,
-        sequence=sequence,
+    return ChallengeRecord.issued(
+        lease_id,
+        sequence,
         block_hash=keccak256(b"block"),
         block_number=41,
         n=64,
         issued_at_ms=issued_at_ms,
         deadline_ms=10_000,
-        root=None,
-        commit_signature=None,
-        committed_at_ms=None,
-        verifier_seed=None,
-        rows=None,
-        has_opening=False,
-        outcome=None,
-        reason=None,
-        resolved_at_ms=None,
     )
 
 

@@ -38,6 +38,7 @@ import httpx
 import pytest
 from market_driver import H100
 from matcher_process import MatcherLauncher, MatcherProcess
+from polling import wait_for
 from web3 import Web3
 
 from gpuspot.deployment import Deployment
@@ -335,17 +336,6 @@ def check_orders(api: httpx.Client, hashes: list[str], observed: Observed, conte
             "cancellation"
         )
         observed.order_status[order_hash] = status
-
-
-def wait_for(
-    condition: Callable[[], bool], timeout: float, failure: Callable[[], str], poll: float = 0.1
-) -> None:
-    """Polls `condition` until it holds; fails with `failure()` (built then, with the latest log) after
-    `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{failure()} (waited {timeout:.0f} s)"
-        time.sleep(poll)
 
 
 def pending_batches(api: httpx.Client) -> set[int]:

@@ -33,6 +33,7 @@ import pytest
 from agent_process import AgentProcess, agent_environment
 from market_driver import DEPOSIT, H100, MIN_STAKE
 from matcher_process import MatcherLauncher, MatcherProcess
+from polling import wait_for
 from web3 import Web3
 
 from gpuspot.deployment import Deployment
@@ -58,18 +59,6 @@ MATCHER_EVIDENCE = {
 
 def cost(gpu_seconds: int, price: int) -> int:
     return gpu_seconds * price // 3600
-
-
-def wait_for(
-    condition: Callable[[], Any], timeout: float, failure: Callable[[], str], poll: float = 0.25
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{failure()} (waited {timeout:.0f} s)"
-        time.sleep(poll)
 
 
 @pytest.fixture

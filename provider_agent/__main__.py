@@ -47,6 +47,14 @@ FLAGS: list[tuple[str, dict[str, Any]]] = [
     ),
     ("--cpu-gpus", {"type": int, "help": "how many GPUs the CPU backend simulates (default 1)"}),
     ("--simulates", {"help": "the catalog product the CPU backend stands in for, e.g. H100-80GB"}),
+    (
+        "--cpu-fault",
+        {
+            "choices": ["none", "wrong-answer"],
+            "help": "make the CPU backend answer challenges wrongly, as a faulty GPU would (default none; "
+            "for demonstrating that the verifier catches it)",
+        },
+    ),
     ("--stake", {"type": int, "help": "stake to register with, token base units (default: the minimum)"}),
     ("--floor-price", {"type": int, "help": "lowest price per GPU-hour, token base units (default 2000000)"}),
     ("--pricing", {"choices": ["fixed", "utilisation"], "help": "pricing policy (default fixed: the floor)"}),
@@ -125,7 +133,9 @@ def build_agent(settings: Any) -> Any:
     deployment = Deployment.load(settings.deployment_file)
     catalog = Catalog.load(settings.catalog_file) if settings.catalog_file else Catalog.default()
     account = settings.provider_account(deployment.chain_id)
-    host = discover(settings.backend, cpu_gpus=settings.cpu_gpus, simulates=settings.simulates)
+    host = discover(
+        settings.backend, cpu_gpus=settings.cpu_gpus, simulates=settings.simulates, fault=settings.cpu_fault
+    )
     if host.backend != "nvml" and deployment.chain_id != DEVNET_CHAIN_ID:
         raise ConfigError(
             f"the {host.backend} backend stands in for GPUs and is for devnets only "

@@ -15,6 +15,7 @@ from pydantic_settings import SettingsConfigDict
 
 from gpuspot.deployment import DEFAULT_STATE_DIR, DEPLOYMENT_FILE_NAME
 from gpuspot.settings import KeyError_, ServiceSettings, load_account
+from provider_agent.host import CPU_FAULTS
 
 __all__ = ["AgentSettings", "ConfigError"]
 
@@ -42,6 +43,11 @@ class AgentSettings(ServiceSettings):
     backend: str = Field("auto", description="auto, nvml or cpu (a CPU standing in for GPUs: devnet only)")
     cpu_gpus: int = Field(1, ge=1, le=64, description="how many GPUs the CPU backend simulates")
     simulates: str | None = Field(None, description="the catalog product the CPU backend stands in for")
+    cpu_fault: str = Field(
+        "none",
+        description="none, or wrong-answer: the CPU stand-in answers challenges with a wrong product, as a "
+        "faulty or cheating GPU would (devnet demonstrations and tests of the verifier)",
+    )
     stake: int | None = Field(
         None, ge=0, description="stake to register with; default the registry's minimum"
     )
@@ -82,6 +88,13 @@ class AgentSettings(ServiceSettings):
             raise ValueError(f"backend must be auto, nvml or cpu, got {value!r}")
         return value
 
+    @field_validator("cpu_fault")
+    @classmethod
+    def _cpu_fault(cls, value: str) -> str:
+        if value not in CPU_FAULTS:
+            raise ValueError(f"cpu_fault must be one of {', '.join(CPU_FAULTS)}, got {value!r}")
+        return value
+
     @field_validator("pricing")
     @classmethod
     def _pricing(cls, value: str) -> str:
@@ -97,6 +110,8 @@ class AgentSettings(ServiceSettings):
             raise ValueError(
                 "backend cpu needs `simulates`: the catalog product the CPU stands in for (devnet only)"
             )
+        if self.cpu_fault != "none" and self.backend != "cpu":
+            raise ValueError("cpu_fault simulates a faulty GPU on the cpu backend only")
         if self.repost_margin >= self.ask_lifetime:
             raise ValueError("repost_margin must be shorter than ask_lifetime")
         return self

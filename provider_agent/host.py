@@ -47,6 +47,9 @@ __all__ = [
 Backend = Literal["nvml", "cpu-simulated"]
 NVML: Final = "nvml"
 CPU_SIMULATED: Final = "cpu-simulated"
+CPU_FAULTS: Final = ("none", "wrong-answer")
+"""Faults the CPU stand-in can simulate: `wrong-answer` adds 1 to every entry of each challenge product, as
+a faulty or cheating GPU would; the matcher's Freivalds check must catch it (`wrong_product`)."""
 
 _GB = 10**9  # the catalog's vram_gb is decimal GB: an "80GB" H100 has 81559 MiB, 79.6 GiB but 85.5 GB
 _MIB = 2**20
@@ -263,8 +266,17 @@ class CpuHost:
     it reports says `cpu-simulated`. Jobs see no GPU (`CUDA_VISIBLE_DEVICES=""`); challenges run on numpy."""
 
     def __init__(
-        self, gpus: int, simulates: str, host_label: str | None = None, *, catalog: Catalog | None = None
+        self,
+        gpus: int,
+        simulates: str,
+        host_label: str | None = None,
+        *,
+        catalog: Catalog | None = None,
+        fault: str = "none",
     ) -> None:
+        if fault not in CPU_FAULTS:
+            raise HostError(f"unknown CPU fault {fault!r}: one of {', '.join(CPU_FAULTS)}")
+        self._fault = fault
         if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
             raise HostError(f"a CPU stand-in simulates at least 1 GPU, got {gpus!r}")
         if not simulates:
@@ -330,12 +342,15 @@ class CpuHost:
 
     def matmul(self, device: Device) -> MatmulBackend:
         _check_own([device], self._devices)
+        if self._fault == "wrong-answer":
+            return _off_by_one
         return matmul.cpu_matmul
 
     def describe(self) -> dict[str, Any]:
         return {
             "backend": CPU_SIMULATED,
             "simulated": True,
+            "fault": self._fault,
             "simulates": self._product.name,
             "host": self._label,
             "devices": [device.to_dict() for device in self._devices],
@@ -349,6 +364,11 @@ class CpuHost:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _off_by_one(a: Any, b: Any, /) -> Any:
+    """A faulty GPU's product: right shape and type, every entry off by one."""
+    return matmul.cpu_matmul(a, b) + 1
 
 
 def _read_cpu_times() -> tuple[int, int] | None:
@@ -387,11 +407,13 @@ def discover(
     cpu_gpus: int = 1,
     simulates: str | None = None,
     catalog: Catalog | None = None,
+    fault: str = "none",
 ) -> Host:
     """The host's devices through `backend`:
 
     - `"nvml"`: NVIDIA GPUs; raises `HostError` when NVML cannot start or finds none.
-    - `"cpu"`: `cpu_gpus` simulated devices standing in for the catalog product `simulates` (required). The
+    - `"cpu"`: `cpu_gpus` simulated devices standing in for the catalog product `simulates` (required),
+      answering challenges wrongly when `fault` is "wrong-answer". The
       CPU is not the product it simulates, so only a devnet may sell it: the caller must refuse this backend
       unless the chain id is 31337.
     - `"auto"`: NVML if it works; else the CPU stand-in, but only when `simulates` is given.
@@ -403,7 +425,7 @@ def discover(
             raise HostError(
                 "the cpu backend needs simulates=<catalog product> (the GPU class it stands in for)"
             )
-        return CpuHost(cpu_gpus, simulates, catalog=catalog)
+        return CpuHost(cpu_gpus, simulates, catalog=catalog, fault=fault)
     if backend != "auto":
         raise HostError(f"backend must be 'auto', 'nvml' or 'cpu', got {backend!r}")
     try:

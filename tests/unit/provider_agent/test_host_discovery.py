@@ -12,7 +12,7 @@ import pytest
 
 from gpuspot.catalog import Catalog
 from gpuspot.protocol import keccak256
-from gpuspot.protocol.challenge import Challenge, answer
+from gpuspot.protocol.challenge import Challenge, answer, challenge_matrices, numpy_matmul
 from provider_agent import matmul
 from provider_agent.host import (
     CPU_SIMULATED,
@@ -183,6 +183,31 @@ def test_cpu_matmul_answers_challenges() -> None:
     host = CpuHost(1, "H100-80GB", "box")
     challenge = Challenge.derive(keccak256(b"block"), 7, 0, n=64, issued_at_ms=0, deadline_ms=1_000)
     assert answer(challenge, host.matmul(host.devices()[0])).root == answer(challenge).root
+
+
+def test_a_cpu_host_with_a_simulated_fault_answers_wrongly_and_says_so() -> None:
+    host = CpuHost(1, "H100-80GB", "box", fault="wrong-answer")
+    challenge = Challenge.derive(keccak256(b"block"), 7, 0, n=64, issued_at_ms=0, deadline_ms=1_000)
+    a, b = challenge_matrices(challenge)
+    wrong = host.matmul(host.devices()[0])(a, b)
+    assert (wrong - numpy_matmul(a, b) == 1).all()
+    assert answer(challenge, host.matmul(host.devices()[0])).root != answer(challenge).root
+    assert host.describe()["fault"] == "wrong-answer"
+    assert CpuHost(1, "H100-80GB", "box").describe()["fault"] == "none"
+    with pytest.raises(HostError, match="unknown CPU fault"):
+        CpuHost(1, "H100-80GB", "box", fault="slow")
+
+
+def test_a_simulated_fault_needs_the_cpu_backend() -> None:
+    from pydantic import ValidationError
+
+    from provider_agent.config import AgentSettings
+
+    with pytest.raises(ValidationError, match="cpu backend only"):
+        AgentSettings(backend="nvml", cpu_fault="wrong-answer")
+    with pytest.raises(ValidationError, match="cpu_fault must be one of"):
+        AgentSettings(backend="cpu", simulates="H100-80GB", cpu_fault="slow")
+    assert AgentSettings(backend="cpu", simulates="H100-80GB", cpu_fault="wrong-answer").cpu_fault
 
 
 def test_cpu_host_needs_a_catalog_product() -> None:

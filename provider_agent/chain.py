@@ -22,8 +22,8 @@ from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhaust
 from web3.logs import DISCARD
 from web3.types import TxParams, TxReceipt
 
+from gpuspot.chain.abi import ESCROW, PROVIDER_REGISTRY, custom_errors, describe_revert, load_abi
 from gpuspot.deployment import Deployment
-from matcher.chain.abi import ESCROW, PROVIDER_REGISTRY, custom_errors, describe_revert, load_abi
 from matcher.chain.connection import fees
 from provider_agent.state import AgentState, TxRow
 

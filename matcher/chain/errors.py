@@ -6,6 +6,10 @@ number to resume from), so the service can log it as is.
 
 from __future__ import annotations
 
+# Raised by the ABI loader, which moved to `gpuspot.chain` (shared with the agent and the buyer SDK); it is no
+# longer a `ChainError`: it is raised at start, when the ABIs are read, never inside a posting round.
+from gpuspot.chain.errors import AbiNotFoundError
+
 __all__ = [
     "AbiNotFoundError",
     "BatchIdNotIncreasingError",
@@ -25,10 +29,6 @@ __all__ = [
 
 class ChainError(Exception):
     """Root of every error raised by `matcher.chain`."""
-
-
-class AbiNotFoundError(ChainError):
-    """No compiled artifact holds the contract's ABI (the contracts were not compiled here)."""
 
 
 class RpcUnavailableError(ChainError):

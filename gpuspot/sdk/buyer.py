@@ -80,6 +80,7 @@ class Buyer:
         self.account = account
         self._market: MarketInfo | None = None
         self._lease_of_order: dict[str, int] = {}
+        self._symbol: str | None = None
 
     # --- construction
 
@@ -163,6 +164,15 @@ class Buyer:
             )
         )
 
+    def token_symbol(self) -> str:
+        """The settlement token's ERC20 symbol (e.g. tUSD), read once."""
+        if self._symbol is None:
+            token = self._token()
+            self._symbol = str(
+                self.chain.call("reading the token symbol", lambda: token.functions.symbol().call())
+            )
+        return self._symbol
+
     def escrow_account(self) -> EscrowAccount:
         escrow = self._escrow()
         available, reserved = self.chain.call(
@@ -232,7 +242,8 @@ class Buyer:
             raise SdkError(
                 "no withdrawal is pending: request one first (`gpuspot withdraw --request AMOUNT`)"
             )
-        now = self.chain.latest_time()
+        # a transaction sent now is mined no earlier than now, even when the chain's last block is older
+        now = max(self.chain.latest_time(), int(time.time()))
         if now < pending.ready_at:
             raise WithdrawalNotReadyError(
                 f"the withdrawal of {pending.amount} base units is ready at {_utc(pending.ready_at)} "

@@ -1,0 +1,7 @@
+"""`python -m gpuspot.cli`: the same as the `gpuspot` console script."""
+
+import sys
+
+from gpuspot.cli import main
+
+sys.exit(main())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from matcher import explorer
 from matcher.api import errors
 from matcher.api.intake import LoopIntake
 from matcher.api.routes import (
@@ -43,4 +44,5 @@ def create_app(service: MatcherService) -> FastAPI:
         health,
     ):
         app.include_router(module.router)
+    explorer.install(app, explorer.Explorer.from_service(service))  # HTML pages at /, docs/explorer.md
     return app

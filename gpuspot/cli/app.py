@@ -99,6 +99,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     out = Output(bool(getattr(args, "json", False)))
+    try:
+        check = PRECHECKS.get(args.command)
+        if check is not None:
+            check(args)
+    except UsageError as exc:
+        return _fail(out, str(exc), 2)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = BuyerSettings.load(
@@ -321,23 +327,61 @@ def _duration(text: str, what: str) -> int:
         raise UsageError(f"{what}: {exc}") from None
 
 
-def cmd_buy(buyer: Buyer, args: argparse.Namespace, out: Output) -> int:
-    spec, files = _job(args)
-    duration = _duration(args.duration, "--duration")
-    lifetime = _duration(args.lifetime, "--lifetime")
-    timeout = _duration(args.timeout, "--timeout")
+def check_buy(args: argparse.Namespace) -> None:
+    """Everything about `buy` that needs no market: the job, durations, GPUs, the price's form."""
+    args.spec, args.files = _job(args)
+    args.duration_s = _duration(args.duration, "--duration")
+    args.lifetime_s = _duration(args.lifetime, "--lifetime")
+    args.timeout_s = _duration(args.timeout, "--timeout")
     if args.gpus <= 0:
         raise UsageError("--gpus must be at least 1")
+    _amount_form(args.max_price, "--max-price")
+    if args.outputs_dir is not None and not args.follow:
+        raise UsageError("--outputs-dir goes with --follow")
+
+
+def check_withdraw(args: argparse.Namespace) -> None:
+    if not (args.request or args.all or args.cancel or args.complete):
+        raise UsageError("say what to do: --request AMOUNT, --all, --cancel or --complete (see --help)")
+    if args.wait and not args.complete:
+        raise UsageError("--wait goes with --complete")
+    if args.request:
+        _amount_form(args.request, "--request")
+
+
+def check_amount(args: argparse.Namespace) -> None:
+    _amount_form(args.amount, "AMOUNT")
+
+
+def check_status(args: argparse.Namespace) -> None:
+    target = str(args.target)
+    if target.startswith("0x"):
+        if len(target) != 66 or not all(c in "0123456789abcdefABCDEF" for c in target[2:]):
+            raise UsageError(f"{target!r} is not an order hash (0x and 64 hex digits)")
+    elif not target.isdigit():
+        raise UsageError(f"{target!r} is neither an order hash (0x...) nor a lease id (a number)")
+
+
+def _amount_form(text: str, what: str) -> None:
+    """The amount is a plain decimal (the token's decimals are checked once the market is read)."""
+    try:
+        parse_units(text, 77)
+    except ValueError as exc:
+        raise UsageError(f"{what}: {exc}") from None
+
+
+def cmd_buy(buyer: Buyer, args: argparse.Namespace, out: Output) -> int:
     money = _money(buyer)
     price = money.parse(args.max_price, "--max-price")
+    timeout = args.timeout_s
     placed = buyer.place_bid(
-        spec,
+        args.spec,
         product=args.product,
         gpus=args.gpus,
-        duration=duration,
+        duration=args.duration_s,
         max_price_per_gpu_hour=price,
-        lifetime=lifetime,
-        inputs=files,
+        lifetime=args.lifetime_s,
+        inputs=args.files,
     )
     bid = placed.bid
     document: dict[str, Any] = {
@@ -412,8 +456,6 @@ def cmd_status(buyer: Buyer, args: argparse.Namespace, out: Output) -> int:
     money = _money(buyer)
     target = str(args.target)
     if target.startswith("0x"):
-        if len(target) != 66:
-            raise UsageError(f"{target!r} is not an order hash (0x and 64 hex digits) or a lease id")
         order = buyer.order(target)
         lease_body = None if order.lease_id is None else buyer.api.lease(order.lease_id)
         stage = derive_stage(order.raw, lease_body)
@@ -428,11 +470,7 @@ def cmd_status(buyer: Buyer, args: argparse.Namespace, out: Output) -> int:
         if order.explanation:
             lines.append(f"  last batch: {order.explanation}")
     else:
-        try:
-            lease_id = int(target)
-        except ValueError:
-            raise UsageError(f"{target!r} is neither an order hash (0x...) nor a lease id") from None
-        lease = buyer.lease(lease_id)
+        lease = buyer.lease(int(target))
         stage = derive_stage({"status": "matched"}, lease.raw)
         document = {"stage": stage.label}
         lines = []
@@ -566,10 +604,6 @@ def cmd_stop(buyer: Buyer, args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_withdraw(buyer: Buyer, args: argparse.Namespace, out: Output) -> int:
-    if not (args.request or args.all or args.cancel or args.complete):
-        raise UsageError("say what to do: --request AMOUNT, --all, --cancel or --complete (see --help)")
-    if args.wait and not args.complete:
-        raise UsageError("--wait goes with --complete")
     money = _money(buyer)
     document: dict[str, Any] = {}
     lines: list[str] = []
@@ -636,3 +670,12 @@ COMMANDS: dict[str, Callable[[Buyer, argparse.Namespace, Output], int]] = {
     "stop": cmd_stop,
     "withdraw": cmd_withdraw,
 }
+
+PRECHECKS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "buy": check_buy,
+    "withdraw": check_withdraw,
+    "faucet": check_amount,
+    "deposit": check_amount,
+    "status": check_status,
+}
+"""Usage checks that need neither the matcher nor the node: a bad command line fails fast, with status 2."""

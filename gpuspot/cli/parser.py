@@ -38,7 +38,7 @@ See docs/sdk.md."""
 def _common() -> argparse.ArgumentParser:
     """Options every command takes; SUPPRESS so that a value given before the command is not overwritten by
     the subcommand's default."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     group = common.add_argument_group("connection and key")
     group.add_argument(
         "--rpc-url",
@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = _common()
     parser = argparse.ArgumentParser(
         prog="gpuspot",
+        allow_abbrev=False,  # `--key 0x...` must not pass as an abbreviation of --key-file or --keystore
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
             description=description or summary,
             parents=[common],
             formatter_class=argparse.RawDescriptionHelpFormatter,
+            allow_abbrev=False,
         )
 
     command("market", "show the market: chain, escrow, token, products, batch interval, parameters")

@@ -4,7 +4,7 @@ units (integers) with `Decimal`, never floats; durations as "90s", "30m", "2h" o
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, Inexact, InvalidOperation, localcontext
 
 __all__ = ["format_duration", "format_units", "parse_duration", "parse_units"]
 
@@ -19,18 +19,19 @@ def parse_units(text: str, decimals: int) -> int:
     value = text.strip().replace("_", "")
     if not _AMOUNT.fullmatch(value):
         raise ValueError(f"{text!r} is not an amount: write token units as a plain decimal, e.g. 12.5")
-    try:
-        amount = Decimal(value)
-    except InvalidOperation:
-        raise ValueError(f"{text!r} is not an amount") from None
-    whole, _, fraction = value.partition(".")
-    fraction = fraction.rstrip("0")
+    fraction = value.partition(".")[2].rstrip("0")
     if len(fraction) > decimals:
         raise ValueError(
             f"{text!r} has {len(fraction)} decimals but the token has {decimals}: the smallest amount is "
             f"{format_units(1, decimals)}"
         )
-    return int(amount.scaleb(decimals))
+    with localcontext() as context:  # enough digits for any amount: the default 28 would round big ones
+        context.prec = len(value) + decimals + 2
+        context.traps[Inexact] = True
+        try:
+            return int(Decimal(value).scaleb(decimals))
+        except (InvalidOperation, Inexact):
+            raise ValueError(f"{text!r} is not an amount") from None
 
 
 def format_units(amount: int, decimals: int) -> str:

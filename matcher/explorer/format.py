@@ -1,8 +1,8 @@
 """How the explorer writes numbers, times, hashes and links: pure functions returning escaped HTML.
 
-Money is exact: integer base units in, `Decimal` token units out (`token_units`), the base units in the
-hover title; never a float. Times are shown relative ("3 min ago") with the absolute UTC time in the hover
-title and a machine-readable `datetime` that the page's script keeps current.
+Money is exact: integer base units in, token units out by integer arithmetic (`token_units`), the base
+units in the hover title; never a float. Times are shown relative ("3 min ago") with the absolute UTC time
+in the hover title and a machine-readable `datetime` that the page's script keeps current.
 """
 
 from __future__ import annotations
@@ -29,12 +29,14 @@ __all__ = [
 
 def token_units(amount: int, decimals: int) -> str:
     """`amount` base units as token units, exactly, with thousands separators and no trailing zeros:
-    2_500_000 with 6 decimals is "2.5"."""
+    2_500_000 with 6 decimals is "2.5". Integer arithmetic, so no precision limit (a `Decimal` in the default
+    context would round past 28 digits)."""
     if isinstance(amount, bool) or not isinstance(amount, int):
         raise TypeError(f"an amount is an integer number of base units, got {amount!r}")
-    value = Decimal(amount).scaleb(-decimals)
-    text = f"{value.normalize():,f}" if value else "0"
-    return text
+    sign = "-" if amount < 0 else ""
+    whole, fraction = divmod(abs(amount), 10**decimals)
+    digits = str(fraction).rjust(decimals, "0").rstrip("0") if decimals else ""
+    return f"{sign}{whole:,}" + (f".{digits}" if digits else "")
 
 
 def gpu_hours(gpu_seconds: int) -> str:

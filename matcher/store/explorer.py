@@ -9,12 +9,12 @@ providers' hosts), which scan one table and run only when a user asks for that p
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, not_, or_, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.engine import Connection, Engine
 
 from matcher.store import batches as batch_ops
@@ -192,21 +192,21 @@ class ExplorerReads:
     def totals(self, now: int) -> MarketTotals:
         with self._reading() as c:
             batch_count = c.execute(select(func.count()).select_from(batches)).scalar_one()
-            lease_count, volume = c.execute(
-                select(func.count(), func.coalesce(func.sum(leases.c.gpus * leases.c.duration), 0))
+            since = (
+                select(func.min(batches.c.batch_id))
+                .where(batches.c.recorded_at >= now - 86_400)
+                .scalar_subquery()
+            )
+            gpu_seconds = leases.c.gpus * leases.c.duration
+            lease_count, volume, volume_24h, longest = c.execute(  # one pass over the leases
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(gpu_seconds), 0),
+                    func.coalesce(func.sum(case((leases.c.batch_id >= since, gpu_seconds), else_=0)), 0),
+                    func.max(leases.c.duration),
+                )
             ).one()
-            since = c.execute(
-                select(func.min(batches.c.batch_id)).where(batches.c.recorded_at >= now - 86_400)
-            ).scalar_one()
-            volume_24h = 0
-            if since is not None:
-                volume_24h = c.execute(
-                    select(func.coalesce(func.sum(leases.c.gpus * leases.c.duration), 0)).where(
-                        leases.c.batch_id >= since
-                    )
-                ).scalar_one()
-            active = _active_leases(c, now)
-            active_ids = [row.lease_id for row in active]
+            active_count, active_providers = _active_leases(c, now, longest)
             online = set(
                 c.execute(
                     select(orders.c.signer)
@@ -214,7 +214,7 @@ class ExplorerReads:
                     .distinct()
                 ).scalars()
             )
-            online.update(row.provider for row in active)
+            online.update(active_providers)
             depth = tuple(
                 BookDepth(row.product, row.kind, int(row.n), int(row.gpu_seconds))
                 for row in c.execute(
@@ -236,7 +236,7 @@ class ExplorerReads:
                 leases=int(lease_count),
                 volume_gpu_seconds=int(volume),
                 volume_24h_gpu_seconds=int(volume_24h),
-                active_leases=len(active_ids),
+                active_leases=active_count,
                 providers_online=len(online),
                 depth=depth,
                 last_post=None if post is None else _post_row(post),
@@ -541,19 +541,35 @@ def _post_row(row: Any) -> RootPostRow:
     return RootPostRow(row.batch_id, row.root, row.tx_hash, row.block_number, row.gas_used, row.posted_at)
 
 
-def _active_leases(c: Connection, now: int) -> Sequence[Any]:
-    """Leases running now: root posted, within their duration, evidence not ended, not lapsed, not closed
-    on-chain (no final usage leaf)."""
-    return c.execute(
-        select(leases.c.lease_id, leases.c.provider)
-        .select_from(leases.join(root_posts, root_posts.c.batch_id == leases.c.batch_id))
-        .where(
-            root_posts.c.posted_at + leases.c.duration > now,
-            not_(exists().where(evidence_ends.c.lease_id == leases.c.lease_id)),
-            not_(exists().where(lease_lapses.c.lease_id == leases.c.lease_id)),
-            not_(exists().where(and_(leaves.c.lease_id == leases.c.lease_id, leaves.c.kind == 2))),
+def _active_leases(c: Connection, now: int, longest: int | None) -> tuple[int, set[str]]:
+    """How many leases run now, and their providers: root posted, within their duration, evidence not
+    ended, not lapsed, no final usage leaf. Only batches posted within the longest lease duration can hold
+    one, so the candidates come from the batches from then on (a primary-key range), and the final-leaf check
+    reads only those batches' leaves: the cost follows the recent leases, not the whole history."""
+    if longest is None:
+        return 0, set()
+    first = c.execute(
+        select(func.min(root_posts.c.batch_id)).where(root_posts.c.posted_at > now - longest)
+    ).scalar_one()
+    if first is None:
+        return 0, set()
+    finals = select(leaves.c.lease_id).where(leaves.c.batch_id >= first, leaves.c.kind == 2)
+    providers = (
+        c.execute(  # no GROUP BY: SQLite would then walk the provider index over every lease
+            select(leases.c.provider)
+            .select_from(leases.join(root_posts, root_posts.c.batch_id == leases.c.batch_id))
+            .where(
+                leases.c.batch_id >= first,
+                root_posts.c.posted_at + leases.c.duration > now,
+                leases.c.lease_id.not_in(finals),
+                leases.c.lease_id.not_in(select(evidence_ends.c.lease_id)),
+                leases.c.lease_id.not_in(select(lease_lapses.c.lease_id)),
+            )
         )
-    ).all()
+        .scalars()
+        .all()
+    )
+    return len(providers), set(providers)
 
 
 def _provider_row(c: Connection, address: str) -> ProviderRow:

@@ -23,8 +23,8 @@ from web3.logs import DISCARD
 from web3.types import TxParams, TxReceipt
 
 from gpuspot.chain.abi import ESCROW, PROVIDER_REGISTRY, custom_errors, describe_revert, load_abi
+from gpuspot.chain.fees import fees
 from gpuspot.deployment import Deployment
-from matcher.chain.connection import fees
 from provider_agent.state import AgentState, TxRow
 
 __all__ = ["CallReverted", "ProviderChain", "SentTx"]

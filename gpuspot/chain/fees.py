@@ -1,5 +1,5 @@
-"""Fee fields for a transaction, for every participant that sends one (the buyer SDK; the matcher and the
-agent have the same rule in `matcher.chain.connection.fees`)."""
+"""Fee fields for a transaction, one rule for every participant that sends one: the matcher's root poster,
+the provider agent and the buyer SDK."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from web3 import HTTPProvider, Web3
 
-__all__ = ["connect", "fees"]
+__all__ = ["connect"]
 
 
 def connect(rpc_url: str) -> Web3:
@@ -16,11 +16,3 @@ def connect(rpc_url: str) -> Web3:
     return web3
 
 
-def fees(web3: Web3) -> dict[str, int]:
-    """Fee fields for a transaction now: EIP-1559 (twice the base fee plus the node's tip, so it survives
-    a few fuller blocks) or, on a chain without it, the legacy gas price."""
-    base_fee = web3.eth.get_block("latest").get("baseFeePerGas")
-    if base_fee is None:
-        return {"gasPrice": int(web3.eth.gas_price)}
-    tip = int(web3.eth.max_priority_fee)
-    return {"maxFeePerGas": 2 * int(base_fee) + tip, "maxPriorityFeePerGas": tip}

@@ -38,9 +38,9 @@ from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import FilterParams, LogReceipt, TxParams, TxReceipt
 
+from gpuspot.chain.fees import fees
 from gpuspot.deployment import Deployment
 from matcher.chain.abi import ESCROW, Abi, custom_errors, describe_revert, load_abi
-from matcher.chain.connection import fees
 from matcher.chain.errors import (
     BatchIdNotIncreasingError,
     ChainError,

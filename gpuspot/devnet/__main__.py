@@ -109,11 +109,12 @@ def main(argv: list[str] | None = None) -> int:
         progress(f"the explorer shows all of it: {network.matcher_url}/")
         if args.once:
             return 0 if summary.ok else 1
+        ada_key = dev_account(BUYERS["ada"]).key.hex().removeprefix("0x")
         print(
             "\nThe market keeps running (Ctrl-C stops it). Try the CLI in another terminal:\n"
             f"  export GPUSPOT_BUYER_RPC_URL={network.rpc_url}\n"
             f"  export GPUSPOT_BUYER_MATCHER_URL={network.matcher_url}\n"
-            f"  export GPUSPOT_BUYER_KEY={dev_account(BUYERS['ada']).key.hex()}   # buyer ada (devnet key)\n"
+            f"  export GPUSPOT_BUYER_KEY=0x{ada_key}   # buyer ada: a public devnet key\n"
             "  .venv/bin/gpuspot balance\n"
             "  .venv/bin/gpuspot buy --product H100-80GB --gpus 1 --duration 2m --max-price 3 "
             '--command "python -c print(42)" --follow\n'

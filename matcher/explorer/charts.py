@@ -38,8 +38,8 @@ def price_chart(
         ).format(w=WIDTH, t=title, x=WIDTH // 2)
     x_lo, x_hi = min(p[0] for p in points), max(p[0] for p in points)
     y_lo, y_hi = min(p[1] for p in points), max(p[1] for p in points)
-    if y_lo == y_hi:
-        y_lo, y_hi = max(0, y_lo - max(1, y_lo // 10)), y_hi + max(1, y_hi // 10)
+    margin = max(1, (y_hi - y_lo) // 10, y_hi // 20)  # room above and below the extremes (and the legend)
+    y_lo, y_hi = max(0, y_lo - margin), y_hi + 2 * margin
     if x_lo == x_hi:
         x_lo, x_hi = x_lo - 1, x_hi + 1
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM

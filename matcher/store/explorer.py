@@ -602,9 +602,12 @@ def _provider_row(c: Connection, address: str) -> ProviderRow:
         open_asks += int(r[3] or 0)
     of_provider = select(leases.c.lease_id).where(leases.c.provider == address)
     lease_total = c.execute(select(func.count()).select_from(of_provider.subquery())).scalar_one()
-    completed = c.execute(
+    failed_ids = select(evidence_ends.c.lease_id).where(
+        evidence_ends.c.lease_id.in_(of_provider), evidence_ends.c.reason.in_(FAILED_ENDS)
+    )
+    completed = c.execute(  # a final usage leaf, and not a failure's
         select(func.count(func.distinct(leaves.c.lease_id))).where(
-            leaves.c.lease_id.in_(of_provider), leaves.c.kind == 2
+            leaves.c.lease_id.in_(of_provider), leaves.c.kind == 2, leaves.c.lease_id.not_in(failed_ids)
         )
     ).scalar_one()
     failed = c.execute(

@@ -110,3 +110,13 @@ def test_price_history_and_latest_price(market: Market) -> None:
     assert [p.batch_id for p in history] == [1]
     latest = market.explorer.reads.latest_price(history[0].product)
     assert latest is not None and latest.price == history[0].price
+
+
+def test_a_provider_row_counts_hosts_leases_and_verdicts(market: Market) -> None:
+    lease = market.store.get_lease(1)
+    row = market.explorer.reads.provider(lease.provider)
+    assert row.hosts == {lease.host_id: {lease.product: 8}}
+    assert (row.leases, row.leases_completed, row.leases_failed) == (2, 0, 0)
+    assert (row.challenges_passed, row.challenges_failed, row.open_asks) == (1, 0, 0)
+    assert market.explorer.reads.settled_totals(lease.provider) == (41_666, 0, 0)
+    assert market.explorer.reads.settled_totals(lease.buyer) == (0, 41_666, 0)

@@ -8,10 +8,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from matcher.errors import CancellationRejectedError, EvidenceRejectedError, NotFoundError
+from matcher.explorer.routes import not_found_page, wants_page
 from matcher.intake import OrderRejected
 from matcher.store import InvalidPageError
 
@@ -80,6 +81,8 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body("malformed", f"invalid request: {exc.errors()}"), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and wants_page(request):
+            return not_found_page(request)
         code = "not_found" if exc.status_code == 404 else "http_error"
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)

@@ -45,6 +45,22 @@ def render(name: str, context: dict[str, Any], status: int = 200) -> HTMLRespons
     return HTMLResponse(templates.get_template(name).render(**context), status_code=status)
 
 
+API_PREFIXES = ("/v1/", "/healthz", "/metrics", "/docs", "/openapi.json", "/static/")
+
+
+def wants_page(request: Request) -> bool:
+    """A browser asking for a path outside the JSON API: it gets the explorer's 404 page, not JSON."""
+    path = request.url.path
+    return not path.startswith(API_PREFIXES) and "text/html" in request.headers.get("accept", "")
+
+
+def not_found_page(request: Request) -> HTMLResponse:
+    message = f"there is no page at {request.url.path}"
+    return render(
+        "not_found.html", explorer_of(request).not_found(message) | {"request_path": request.url.path}, 404
+    )
+
+
 def _page(request: Request, name: str, build: Any) -> Response:
     explorer = explorer_of(request)
     try:

@@ -13,6 +13,8 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from matcher.api import errors
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "store"))
 
 from store_market import (  # noqa: E402
@@ -127,6 +129,7 @@ def make_client(
         clock=clock,
     )
     app = FastAPI()
+    errors.install(app)  # the matcher app's error handlers, as create_app installs them
     explorer.install(app, view)
     return TestClient(app), view
 

@@ -76,6 +76,16 @@ def test_unknown_ids_in_an_empty_market_get_a_404_page(empty: Market, path: str)
     assert page.status_code == 404 and 'name="q"' in page.text
 
 
+def test_a_browser_on_an_unknown_path_gets_the_404_page_and_the_api_keeps_json(market: Market) -> None:
+    page = market.client.get("/nonsense/here", headers={"accept": "text/html,*/*"})
+    assert page.status_code == 404 and 'name="q"' in page.text
+    assert "there is no page at /nonsense/here" in page.text
+    api = market.client.get("/v1/nowhere", headers={"accept": "text/html,*/*"})
+    assert api.status_code == 404 and api.json()["error"]["code"] == "not_found"
+    script = market.client.get("/nonsense/here")  # curl, scripts: JSON as before
+    assert script.status_code == 404 and script.json()["error"]["code"] == "not_found"
+
+
 def test_batch_page_shows_prices_matches_root_and_leaves(market: Market) -> None:
     html = market.client.get("/batches/1").text
     batch = market.store.get_batch(1)

@@ -23,30 +23,17 @@ from typing import Any
 
 import httpx
 import pytest
+from agent_process import AgentProcess, agent_environment, cpu_agent_settings, fast_evidence_env
 from market_driver import H100, MIN_STAKE
 from polling import wait_for
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "provider_agent"))
-
-from agent_process import AgentProcess, agent_environment  # noqa: E402
-
-from gpuspot.protocol import Bid, sign, to_json  # noqa: E402
-from gpuspot.protocol.jobspec import JobSpec  # noqa: E402
+from gpuspot.protocol import Bid, sign, to_json
+from gpuspot.protocol.jobspec import JobSpec
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[3]
 ARTIFACTS = REPOSITORY_ROOT / "test-artifacts" / "explorer"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-MATCHER_EVIDENCE = {  # fast evidence, as in tests/integration/provider_agent/test_agent_e2e.py
-    "RECEIPT_INTERVAL": "1",
-    "EVIDENCE_TIMEOUT": "8",
-    "CLOCK_SKEW": "5",
-    "CHALLENGE_INTERVAL": "2",
-    "CHALLENGE_N": "64",
-    "CHALLENGE_DEADLINE_MS": "5000",
-    "OPENING_TIMEOUT": "10",
-    "USAGE_INTERVAL": "2",
-}
 BID_PRICE = 3_000_000
 
 pytestmark = pytest.mark.skipif(
@@ -74,23 +61,12 @@ def browser() -> Iterator[Any]:
 
 
 def agent_for(tmp_path: Path, rpc_url: str, matcher_url: str, account: Any) -> AgentProcess:
-    settings = {
-        "rpc_url": rpc_url,
-        "matcher_url": matcher_url,
-        "deployment_file": str(tmp_path / "deployment.json"),
-        "state_dir": str(tmp_path / "agent"),
-        "backend": "cpu",
-        "cpu_gpus": "2",
-        "simulates": "H100-80GB",
-        "floor_price": "2000000",
-        "poll_interval": "0.3",
-        "receipt_interval": "1",
-        "ask_lifetime": "600",
-        "settle_min_amount": "0",
-        "settle_max_delay": "0",
-        "drain_timeout": "5",
-        "metrics_port": "0",
-    }
+    settings = cpu_agent_settings(
+        rpc_url=rpc_url,
+        matcher_url=matcher_url,
+        deployment_file=tmp_path / "deployment.json",
+        state_dir=tmp_path / "agent",
+    )
     return AgentProcess(agent_environment(settings, str(account.private_key)), tmp_path / "agent")
 
 
@@ -108,9 +84,7 @@ def test_the_explorer_shows_a_real_market_in_a_browser(
 ) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     interval_mining(1)
-    matcher = matcher_launcher(
-        batch_interval=1.0, extra_env={f"GPUSPOT_MATCHER_{k}": v for k, v in MATCHER_EVIDENCE.items()}
-    ).start()
+    matcher = matcher_launcher(batch_interval=1.0, extra_env=fast_evidence_env()).start()
     agent = agent_for(tmp_path, chain.provider.http_uri, matcher.url, agent_account).start()
     api = httpx.Client(base_url=matcher.url, timeout=10.0)
     try:

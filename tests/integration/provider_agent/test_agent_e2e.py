@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 import pytest
-from agent_process import AgentProcess, agent_environment
+from agent_process import AgentProcess, agent_environment, cpu_agent_settings, fast_evidence_env
 from market_driver import DEPOSIT, H100, MIN_STAKE
 from matcher_process import MatcherLauncher, MatcherProcess
 from polling import wait_for
@@ -45,16 +45,6 @@ from matcher.chain import ESCROW, load_abi
 BLOCK_TIME = 1
 BID_PRICE = 3_000_000
 FLOOR = 2_000_000
-MATCHER_EVIDENCE = {
-    "RECEIPT_INTERVAL": "1",
-    "EVIDENCE_TIMEOUT": "8",
-    "CLOCK_SKEW": "5",
-    "CHALLENGE_INTERVAL": "2",
-    "CHALLENGE_N": "64",
-    "CHALLENGE_DEADLINE_MS": "5000",
-    "OPENING_TIMEOUT": "10",
-    "USAGE_INTERVAL": "2",
-}
 
 
 def cost(gpu_seconds: int, price: int) -> int:
@@ -98,23 +88,16 @@ class Market:
     db_path: Path
 
     def agent_settings(self, **extra: str) -> dict[str, str]:
-        return {
-            "rpc_url": self.rpc_url,
-            "matcher_url": self.matcher.url,
-            "deployment_file": str(self.deployment_file),
-            "state_dir": str(self.tmp_path / "agent"),
-            "backend": "cpu",
-            "cpu_gpus": "2",
-            "simulates": "H100-80GB",
-            "floor_price": str(FLOOR),
-            "poll_interval": "0.3",
-            "receipt_interval": "1",
-            "ask_lifetime": "600",
-            "settle_min_amount": "0",
-            "settle_max_delay": "0",
-            "drain_timeout": "5",
-            "metrics_port": "0",
-        } | extra
+        return (
+            cpu_agent_settings(
+                rpc_url=self.rpc_url,
+                matcher_url=self.matcher.url,
+                deployment_file=self.deployment_file,
+                state_dir=self.tmp_path / "agent",
+                floor_price=FLOOR,
+            )
+            | extra
+        )
 
     def agent(self, **extra: str) -> AgentProcess:
         env = agent_environment(self.agent_settings(**extra), str(self.agent_account.private_key))
@@ -208,9 +191,7 @@ def market(
     block_time: int,
     matcher_launcher: Callable[..., MatcherLauncher],
 ) -> Iterator[Market]:
-    launcher = matcher_launcher(
-        batch_interval=1.0, extra_env={f"GPUSPOT_MATCHER_{k}": v for k, v in MATCHER_EVIDENCE.items()}
-    )
+    launcher = matcher_launcher(batch_interval=1.0, extra_env=fast_evidence_env())
     process = launcher.start()
     with httpx.Client(base_url=process.url, timeout=10.0) as api:
         yield Market(

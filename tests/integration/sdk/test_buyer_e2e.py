@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_process import AgentProcess, agent_environment
+from agent_process import AgentProcess, agent_environment, cpu_agent_settings, fast_evidence_env
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from market_driver import MIN_STAKE
@@ -38,16 +38,6 @@ from gpuspot.sdk import (
     format_units,
 )
 
-MATCHER_EVIDENCE = {  # as in the agent's end-to-end tests: receipts every second, a challenge every two
-    "RECEIPT_INTERVAL": "1",
-    "EVIDENCE_TIMEOUT": "8",
-    "CLOCK_SKEW": "5",
-    "CHALLENGE_INTERVAL": "2",
-    "CHALLENGE_N": "64",
-    "CHALLENGE_DEADLINE_MS": "5000",
-    "OPENING_TIMEOUT": "10",
-    "USAGE_INTERVAL": "2",
-}
 FLOOR = 2_000_000
 PRICE = 3_000_000
 DEPOSIT = 50_000_000  # 50 tUSD: a 2-minute lease at 3 tUSD/GPU-hour reserves 0.1 tUSD
@@ -82,23 +72,13 @@ class Market:
     agent_account: Any
 
     def agent(self) -> AgentProcess:
-        settings = {
-            "rpc_url": self.rpc_url,
-            "matcher_url": self.matcher.url,
-            "deployment_file": str(self.deployment_file),
-            "state_dir": str(self.tmp_path / "agent"),
-            "backend": "cpu",
-            "cpu_gpus": "2",
-            "simulates": "H100-80GB",
-            "floor_price": str(FLOOR),
-            "poll_interval": "0.3",
-            "receipt_interval": "1",
-            "ask_lifetime": "600",
-            "settle_min_amount": "0",
-            "settle_max_delay": "0",
-            "drain_timeout": "5",
-            "metrics_port": "0",
-        }
+        settings = cpu_agent_settings(
+            rpc_url=self.rpc_url,
+            matcher_url=self.matcher.url,
+            deployment_file=self.deployment_file,
+            state_dir=self.tmp_path / "agent",
+            floor_price=FLOOR,
+        )
         env = agent_environment(settings, str(self.agent_account.private_key))
         return AgentProcess(env, self.tmp_path / "agent")
 
@@ -130,9 +110,7 @@ def market(
     block_time: int,
     matcher_launcher: Callable[..., MatcherLauncher],
 ) -> Iterator[Market]:
-    launcher = matcher_launcher(
-        batch_interval=1.0, extra_env={f"GPUSPOT_MATCHER_{k}": v for k, v in MATCHER_EVIDENCE.items()}
-    )
+    launcher = matcher_launcher(batch_interval=1.0, extra_env=fast_evidence_env())
     yield Market(
         tmp_path=tmp_path,
         matcher=launcher.start(),

@@ -660,14 +660,7 @@ class MatcherService:
     def tree(self, batch_id: int) -> StandardMerkleTree:
         tree = self._trees.get(batch_id)
         if tree is None:
-            leaves: list[SettlementLeaf] = []
-            cursor: str | None = None
-            while True:
-                page = self.store.batch_leaves(batch_id, limit=500, cursor=cursor)
-                leaves.extend(record.leaf for record in page.items)
-                cursor = page.next_cursor
-                if cursor is None:
-                    break
+            leaves = self.store.settlement_leaves(batch_id)
             if not leaves:
                 raise NotFoundError(f"batch {batch_id} has no settlement tree")
             tree = settlement_tree(leaves)

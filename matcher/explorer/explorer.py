@@ -20,7 +20,7 @@ from gpuspot.deployment import Deployment
 from gpuspot.protocol import Eip712Domain, StandardMerkleTree, settlement_tree
 from gpuspot.protocol.errors import ProtocolError
 from gpuspot.protocol.evidence import JobState, recover_receipt_signer
-from gpuspot.protocol.leaves import SettlementLeaf, cost
+from gpuspot.protocol.leaves import cost
 from matcher.errors import MatcherError
 from matcher.evidence.verifier import LeaseEvidence
 from matcher.explorer.chain import BlockHead, ChainReader, ChainUnavailableError
@@ -159,14 +159,7 @@ class Explorer:
             if found is not None:
                 self._trees.move_to_end(batch_id)
                 return found
-        leaves: list[SettlementLeaf] = []
-        cursor: str | None = None
-        while True:
-            page = self.store.batch_leaves(batch_id, limit=500, cursor=cursor)
-            leaves.extend(record.leaf for record in page.items)
-            cursor = page.next_cursor
-            if cursor is None:
-                break
+        leaves = self.store.settlement_leaves(batch_id)
         if not leaves:
             raise PageNotFoundError(f"batch {batch_id} has no settlement leaves")
         tree = settlement_tree(leaves)

@@ -15,6 +15,7 @@ from sqlalchemy import inspect, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from gpuspot.protocol.evidence import Receipt
+from gpuspot.protocol.leaves import SettlementLeaf
 from gpuspot.protocol.orders import Signature
 from matcher.chain.poster import PostedRoot, SignedRootTx
 from matcher.chain.watcher import ChainCursor, WatcherItem
@@ -281,6 +282,18 @@ class Store:
     def batch_leaves(self, batch_id: int, limit: int = 100, cursor: str | None = None) -> Page[LeafRecord]:
         with reading(self._engine) as connection:
             return batch_ops.batch_leaves(connection, batch_id, limit, cursor)
+
+    def settlement_leaves(self, batch_id: int) -> list[SettlementLeaf]:
+        """Every leaf of the batch's settlement tree, in leaf order (none: empty); what rebuilds the tree."""
+        leaves: list[SettlementLeaf] = []
+        cursor: str | None = None
+        with reading(self._engine) as connection:
+            while True:
+                page = batch_ops.batch_leaves(connection, batch_id, 500, cursor)
+                leaves.extend(record.leaf for record in page.items)
+                cursor = page.next_cursor
+                if cursor is None:
+                    return leaves
 
     def get_lease(self, lease_id: int) -> LeaseRecord:
         with reading(self._engine) as connection:

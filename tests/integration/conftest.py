@@ -58,6 +58,14 @@ def stranger(accounts):
 
 
 @pytest.fixture(scope="module")
+def agent_account(accounts: Any, token: Any) -> Any:
+    """A provider agent's key, funded with its stake but not registered: the agent registers itself."""
+    account = accounts[6]
+    token.mint(account, MIN_STAKE, sender=account)
+    return account
+
+
+@pytest.fixture(scope="module")
 def deployment(project, chain, owner, operator) -> Deployment:
     """The market deployed by the same procedure as `ape run deploy`; the owner is also the arbiter."""
     parameters = MarketParameters(

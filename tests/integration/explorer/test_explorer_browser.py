@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 from agent_process import AgentProcess, agent_environment, cpu_agent_settings, fast_evidence_env
-from market_driver import H100, MIN_STAKE
+from market_driver import H100
 from polling import wait_for
 
 from gpuspot.protocol import Bid, sign, to_json
@@ -39,13 +39,6 @@ BID_PRICE = 3_000_000
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="Debian's chromium is not installed: run ./scripts/bootstrap"
 )
-
-
-@pytest.fixture(scope="module")
-def agent_account(accounts: Any, token: Any) -> Any:
-    account = accounts[6]
-    token.mint(account, MIN_STAKE, sender=account)
-    return account
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 import pytest
 from agent_process import AgentProcess, agent_environment, cpu_agent_settings, fast_evidence_env
-from market_driver import DEPOSIT, H100, MIN_STAKE
+from market_driver import DEPOSIT, H100
 from matcher_process import MatcherLauncher, MatcherProcess
 from polling import wait_for
 from web3 import Web3
@@ -60,14 +60,6 @@ def block_time(interval_mining: Callable[[int], None]) -> int:
 @pytest.fixture(scope="module")
 def web3(chain: Any) -> Web3:
     return chain.provider.web3
-
-
-@pytest.fixture(scope="module")
-def agent_account(accounts: Any, token: Any) -> Any:
-    """The agent's provider key: funded with its stake, not yet registered (the agent registers itself)."""
-    account = accounts[6]
-    token.mint(account, MIN_STAKE, sender=account)
-    return account
 
 
 @dataclass

@@ -23,7 +23,6 @@ import pytest
 from agent_process import AgentProcess, agent_environment, cpu_agent_settings, fast_evidence_env
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from market_driver import MIN_STAKE
 from matcher_process import REPOSITORY_ROOT, MatcherLauncher, MatcherProcess
 
 from gpuspot.deployment import Deployment
@@ -53,13 +52,6 @@ def block_time(interval_mining: Callable[[int], None]) -> int:
 def buyer_account(accounts: Any) -> LocalAccount:
     """A fresh buyer: nothing in its wallet or the escrow (the SDK mints test tokens and deposits)."""
     return Account.from_key(str(accounts[7].private_key))
-
-
-@pytest.fixture(scope="module")
-def agent_account(accounts: Any, token: Any) -> Any:
-    account = accounts[6]
-    token.mint(account, MIN_STAKE, sender=account)
-    return account
 
 
 @dataclass

@@ -8,13 +8,10 @@ escrow and the token), never through the matcher, so a check compares two indepe
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from gpuspot.devnet.network import BUYERS, PROVIDERS, Network
 from gpuspot.devnet.scenario import DEPOSIT, MINT, Placed, ScenarioResult
@@ -110,7 +107,7 @@ def summarise(network: Network, result: ScenarioResult) -> Summary:
     def check(name: str, ok: bool, detail: str) -> None:
         checks.append(Check(name, bool(ok), detail))
 
-    batches = list(_batches(network.matcher_url))
+    batches = next(iter(result.buyers.values())).api.batches()
     summary.batches = sum(1 for b in batches if b["status"] != "empty")
     summary.roots_posted = sum(1 for b in batches if b["posted_tx_hash"])
     on_chain_roots = int(escrow.functions.lastBatchId().call())
@@ -139,9 +136,7 @@ def summarise(network: Network, result: ScenarioResult) -> Summary:
             check(f"{placed.plan.buyer}'s {placed.plan.product} bid", False, "no lease")
             continue
         lease = buyer.lease(placed.lease_id)
-        challenges = httpx.get(
-            f"{network.matcher_url}/v1/leases/{lease.lease_id}/challenges", timeout=10
-        ).json()["challenges"]
+        challenges = buyer.api.challenges(lease.lease_id)
         passed = sum(1 for c in challenges if c["passed"] is True)
         failed = sum(1 for c in challenges if c["passed"] is False)
         provider = provider_names.get(lease.provider, lease.provider)
@@ -255,16 +250,3 @@ def _outputs_ok(buyer: Any, lease_id: int) -> bool:
     with tempfile.TemporaryDirectory() as folder:
         files = buyer.outputs(lease_id, Path(folder))
         return any(path.name == "result.json" and path.stat().st_size > 0 for path in files)
-
-
-def _batches(matcher_url: str) -> Iterable[dict[str, Any]]:
-    cursor: str | None = None
-    while True:
-        params: dict[str, Any] = {"limit": 200}
-        if cursor:
-            params["cursor"] = cursor
-        page = httpx.get(f"{matcher_url}/v1/batches", params=params, timeout=10).json()
-        yield from page["items"]
-        cursor = page.get("next_cursor")
-        if not cursor:
-            return

@@ -83,6 +83,17 @@ class MatcherApi:
 
     # --- batches and leases
 
+    def batches(self) -> list[dict[str, Any]]:
+        """Every batch, newest first (following the pages)."""
+        batches: list[dict[str, Any]] = []
+        params: dict[str, str] = {"limit": str(_PAGE)}
+        while True:
+            body = self.json("GET", "/v1/batches", params=params)
+            batches.extend(body["items"])
+            if not body.get("next_cursor"):
+                return batches
+            params["cursor"] = str(body["next_cursor"])
+
     def batch(self, batch_id: int) -> dict[str, Any]:
         return dict(self.json("GET", f"/v1/batches/{batch_id}"))
 

@@ -72,6 +72,19 @@ def test_receipts_follow_the_pages() -> None:
     assert [r["sequence"] for r in api(handler).receipts(7)] == [0, 1, 2]
 
 
+def test_batches_follow_the_pages() -> None:
+    pages = {
+        None: {"items": [{"batch_id": 3}, {"batch_id": 2}], "next_cursor": "c2"},
+        "c2": {"items": [{"batch_id": 1}], "next_cursor": None},
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/v1/batches"
+        return httpx.Response(200, json=pages[request.url.params.get("cursor")])
+
+    assert [b["batch_id"] for b in api(handler).batches()] == [3, 2, 1]
+
+
 def test_a_blob_is_put_under_its_hash_as_raw_bytes() -> None:
     seen: list[httpx.Request] = []
 

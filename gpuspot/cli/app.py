@@ -24,16 +24,15 @@ from gpuspot.protocol.jobspec import JobInput, JobSpec, JobSpecError
 from gpuspot.sdk import (
     Buyer,
     BuyerSettings,
-    ChainError,
     FollowResult,
     LeaseInfo,
     MatcherApiError,
     OrderInfo,
     SdkError,
     Stage,
-    WithdrawalNotReadyError,
     derive_stage,
     format_duration,
+    format_time,
     format_units,
     parse_duration,
     parse_units,
@@ -242,7 +241,9 @@ def cmd_balance(buyer: Buyer, args: argparse.Namespace, out: Output) -> int:
         f"escrow reserved:   {money.text(account.reserved)}",
     ]
     if pending is not None:
-        lines.append(f"withdrawal pending: {money.text(pending.amount)}, ready at {_utc(pending.ready_at)}")
+        lines.append(
+            f"withdrawal pending: {money.text(pending.amount)}, ready at {format_time(pending.ready_at)}"
+        )
     out.result(document, lines)
     return 0
 
@@ -463,7 +464,8 @@ def cmd_status(buyer: Buyer, args: argparse.Namespace, out: Output) -> int:
         document = {"order": _order_document(order, money), "stage": stage.label}
         lines = [f"order {order.order_hash}: {order.status} (stage {stage.label})"]
         lines += [
-            f"  {h.get('status')} at {_utc(int(h['at']))}" + (f" ({h['reason']})" if h.get("reason") else "")
+            f"  {h.get('status')} at {format_time(int(h['at']))}"
+            + (f" ({h['reason']})" if h.get("reason") else "")
             for h in order.history
             if h.get("at") is not None
         ]
@@ -481,7 +483,7 @@ def cmd_status(buyer: Buyer, args: argparse.Namespace, out: Output) -> int:
             f"lease {lease.lease_id} (stage {stage.label}, {lease.status}): {lease.gpus} x "
             f"{lease.product_name} for {format_duration(lease.duration)} at "
             f"{money.text(lease.price_per_gpu_hour)} per GPU-hour",
-            f"  provider {lease.provider}; started {_utc(lease.start) if lease.start else 'not yet'}",
+            f"  provider {lease.provider}; started {format_time(lease.start) if lease.start else 'not yet'}",
             f"  evidence {e.state}{f' ({e.end_reason})' if e.end_reason else ''}: {e.receipts} receipt(s), "
             f"{e.proven_gpu_seconds} GPU-seconds proven",
             f"  on-chain: locked {lease.locked}, paid {money.text(lease.paid)}, "
@@ -554,7 +556,8 @@ def cmd_receipts(buyer: Buyer, args: argparse.Namespace, out: Output) -> int:
     }
     lines = [f"lease {args.lease_id}: {len(receipts)} receipt(s), signatures and hash chain verified"]
     lines += [
-        f"  #{r.sequence} {_utc(r.time)} {r.job_state.name.lower():<9} 0x{r.hash.hex()}" for r in receipts
+        f"  #{r.sequence} {format_time(r.time)} {r.job_state.name.lower():<9} 0x{r.hash.hex()}"
+        for r in receipts
     ]
     out.result(document, lines)
     return 0
@@ -624,35 +627,14 @@ def cmd_withdraw(buyer: Buyer, args: argparse.Namespace, out: Output) -> int:
         }
         lines.append(
             f"withdrawal of {money.text(amount)} requested ({tx})"
-            + (f"; ready at {_utc(pending.ready_at)}" if pending else "")
+            + (f"; ready at {format_time(pending.ready_at)}" if pending else "")
         )
     if args.complete:
-        withdrawn = _complete(buyer, out, args.wait)
+        withdrawn = buyer.withdraw(wait=args.wait, on_wait=out.progress)
         document["withdrawn"] = money.json(withdrawn)
         lines.append(f"withdrew {money.text(withdrawn)} to {buyer.address}")
     out.result(document, lines)
     return 0
-
-
-def _complete(buyer: Buyer, out: Output, wait: bool) -> int:
-    while True:
-        try:
-            return buyer.withdraw()
-        except WithdrawalNotReadyError as exc:
-            if not wait:
-                raise
-            left = max(1, exc.ready_at - int(time.time()))
-            out.progress(f"withdrawal ready at {_utc(exc.ready_at)}: waiting {left} s")
-            time.sleep(min(left + 1, 30))
-        except ChainError as exc:  # the chain's clock trails the wall clock by a block
-            if not wait or "WithdrawalNotYetAvailable" not in str(exc):
-                raise
-            out.progress("the chain's clock has not passed the notice yet: waiting for the next block")
-            time.sleep(2)
-
-
-def _utc(timestamp: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
 
 
 COMMANDS: dict[str, Callable[[Buyer, argparse.Namespace, Output], int]] = {

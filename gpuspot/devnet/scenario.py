@@ -20,7 +20,7 @@ from gpuspot.devnet.network import BUYERS, Network, dev_account
 from gpuspot.devnet.processes import DevnetError
 from gpuspot.protocol import keccak256
 from gpuspot.protocol.jobspec import JobInput, JobSpec
-from gpuspot.sdk import Buyer, Stage, WithdrawalNotReadyError, format_units
+from gpuspot.sdk import Buyer, Stage, format_units
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ def run_scenario(network: Network, progress: Callable[[str], None], timeout: flo
             withdrawal_requested = True
             progress(
                 f"{WITHDRAWING_BUYER}'s jobs are settled: requests withdrawal of {amount} base units "
-                f"(notice {network.deployment.parameters.withdrawal_notice if network.deployment else '?'} s)"
+                f"(notice {buyer.market.parameters.withdrawal_notice} s)"
             )
         time.sleep(0.5)
     for p in placed:
@@ -170,26 +170,11 @@ def run_scenario(network: Network, progress: Callable[[str], None], timeout: flo
     buyer = buyers[WITHDRAWING_BUYER]
     if not withdrawal_requested:
         buyer.request_withdrawal(buyer.escrow_account().available)
-    pending = buyer.escrow_account().pending_withdrawal
-    if pending is not None:
-        wait = max(0, pending.ready_at - int(time.time()) + 2)
-        progress(f"waiting {wait} s for {WITHDRAWING_BUYER}'s withdrawal notice to pass")
-        time.sleep(wait)
-    result.withdrawn[WITHDRAWING_BUYER] = _withdraw(buyer)
+    result.withdrawn[WITHDRAWING_BUYER] = buyer.withdraw(
+        wait=True, on_wait=lambda text: progress(f"{WITHDRAWING_BUYER}'s {text}")
+    )
     progress(f"{WITHDRAWING_BUYER} withdrew {result.withdrawn[WITHDRAWING_BUYER]} base units to its wallet")
     return result
-
-
-def _withdraw(buyer: Buyer, attempts: int = 10) -> int:
-    """Withdraws once the chain's clock has passed the notice (blocks come every second)."""
-    for attempt in range(attempts):
-        try:
-            return buyer.withdraw()
-        except WithdrawalNotReadyError:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(2)
-    raise AssertionError("unreachable")
 
 
 def _all_settled(placed: list[Placed], buyer: str) -> bool:

@@ -42,7 +42,7 @@ from gpuspot.sdk.models import (
     derive_stage,
 )
 from gpuspot.sdk.settings import KEY_ENV, KEYSTORE_PASSWORD_ENV, BuyerSettings
-from gpuspot.sdk.units import format_duration, format_units, parse_duration, parse_units
+from gpuspot.sdk.units import format_duration, format_time, format_units, parse_duration, parse_units
 
 __all__ = [
     "KEY_ENV",
@@ -75,6 +75,7 @@ __all__ = [
     "WithdrawalNotReadyError",
     "derive_stage",
     "format_duration",
+    "format_time",
     "format_units",
     "parse_duration",
     "parse_units",

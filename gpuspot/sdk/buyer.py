@@ -29,6 +29,7 @@ from gpuspot.sdk import verify
 from gpuspot.sdk.api import MatcherApi
 from gpuspot.sdk.chain import BuyerChain
 from gpuspot.sdk.errors import (
+    ChainError,
     FollowTimeoutError,
     InsufficientFundsError,
     MatcherApiError,
@@ -53,6 +54,7 @@ from gpuspot.sdk.models import (
     derive_stage,
 )
 from gpuspot.sdk.settings import BuyerSettings
+from gpuspot.sdk.units import format_time
 
 __all__ = ["Buyer"]
 
@@ -234,9 +236,28 @@ class Buyer:
             self.account, "requesting a withdrawal", escrow.functions.requestWithdrawal(amount)
         ).tx_hash
 
-    def withdraw(self) -> int:
+    def withdraw(self, *, wait: bool = False, on_wait: Callable[[str], None] | None = None) -> int:
         """Completes the pending withdrawal once its notice has passed; the amount paid out (the lesser of the
-        request and the available balance)."""
+        request and the available balance). Before the notice has passed: `WithdrawalNotReadyError`, or with
+        `wait` a sleep until it has (reported through `on_wait`), then the withdrawal."""
+        while True:
+            try:
+                return self._withdraw_now()
+            except WithdrawalNotReadyError as exc:
+                if not wait:
+                    raise
+                left = max(1, exc.ready_at - int(time.time()))
+                if on_wait is not None:
+                    on_wait(f"withdrawal ready at {format_time(exc.ready_at)}: waiting {left} s")
+                time.sleep(min(left + 1, 30))
+            except ChainError as exc:  # the chain's clock trails the wall clock by a block
+                if not wait or "WithdrawalNotYetAvailable" not in str(exc):
+                    raise
+                if on_wait is not None:
+                    on_wait("the chain's clock has not passed the notice yet: waiting for the next block")
+                time.sleep(2)
+
+    def _withdraw_now(self) -> int:
         pending = self.escrow_account().pending_withdrawal
         if pending is None:
             raise SdkError(
@@ -246,7 +267,7 @@ class Buyer:
         now = max(self.chain.latest_time(), int(time.time()))
         if now < pending.ready_at:
             raise WithdrawalNotReadyError(
-                f"the withdrawal of {pending.amount} base units is ready at {_utc(pending.ready_at)} "
+                f"the withdrawal of {pending.amount} base units is ready at {format_time(pending.ready_at)} "
                 f"(chain time), in {pending.ready_at - now} s: come back then, or wait with "
                 "`gpuspot withdraw --complete --wait`",
                 ready_at=pending.ready_at,
@@ -562,10 +583,6 @@ class Buyer:
 def _positive(value: int, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise SdkError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _utc(timestamp: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
 
 
 def _input_blobs(spec: JobSpec, inputs: Mapping[str, bytes]) -> list[bytes]:

@@ -1,12 +1,14 @@
 """Amounts and durations as people type them, converted exactly: token units as decimals ("12.5") to base
-units (integers) with `Decimal`, never floats; durations as "90s", "30m", "2h" or "1h30m" to seconds."""
+units (integers) with `Decimal`, never floats; durations as "90s", "30m", "2h" or "1h30m" to seconds; unix
+times shown in UTC."""
 
 from __future__ import annotations
 
 import re
+import time
 from decimal import Decimal, Inexact, InvalidOperation, localcontext
 
-__all__ = ["format_duration", "format_units", "parse_duration", "parse_units"]
+__all__ = ["format_duration", "format_time", "format_units", "parse_duration", "parse_units"]
 
 _AMOUNT = re.compile(r"\d+(\.\d*)?|\.\d+")
 _DURATION_PART = re.compile(r"(\d+)([dhms])")
@@ -76,3 +78,8 @@ def format_duration(seconds: int) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts)
+
+
+def format_time(timestamp: int) -> str:
+    """A unix time as `YYYY-MM-DD HH:MM:SS UTC`."""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
